@@ -1,0 +1,139 @@
+"""The `srjs` command line: each command parses, calls one function, prints, exits.
+
+Exit codes (DESIGN.md): 0 success, 1 a check or gate failed, 2 bad input or usage (one line
+on stderr, no traceback unless --debug).
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from srjs.errors import BadInput
+
+_DEBUG = {"on": False}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own logs.")
+@click.version_option(package_name="srjs")
+def cli(debug: bool) -> None:
+    """srjs: super-resolution checkpoints -> verified TensorFlow.js packages.
+
+    \b
+    Example:
+      srjs convert npm:@upscalerjs/esrgan-slim@1.0.0/models/x4/model.json -o artifacts/slim-x4
+      srjs upscale artifacts/slim-x4 photo.png -o photo-x4.png --tile 64
+    """
+    _DEBUG["on"] = debug
+    if debug:
+        import os
+
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+
+
+@cli.command()
+@click.argument("source")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model dir to write.")
+@click.option("--arch", default="auto", show_default=True, help="rrdbnet, srvgg, rdn, rrdn, or auto-detect.")
+@click.option("--scale", type=int, help="Upscale factor; checked against the weights.")
+@click.option("--name", help="Model name for the manifest (default: from the source).")
+@click.option("--value-range", type=click.Choice(["0-1", "0-255"]), help="Override the input/output range.")
+@click.option("--no-tfjs", is_flag=True, help="Skip the TF.js exports (Keras + SavedModel only).")
+def convert(source, out, arch, scale, name, value_range, no_tfjs):
+    """Convert a checkpoint into a model dir.
+
+    SOURCE is a .pth/.pt, .safetensors, Keras .h5/.keras, SavedModel dir, TF.js layers
+    model.json, or npm:<package>@<version>/<path>.
+
+    \b
+    Example:
+      srjs convert RealESRGAN_x4plus.pth -o artifacts/realesrgan-x4
+      srjs convert npm:@upscalerjs/esrgan-thick@1.0.0/models/x2/model.json -o artifacts/thick-x2
+    """
+    from srjs.convert.run import convert_checkpoint
+
+    manifest = convert_checkpoint(source, out, arch=arch, scale=scale, name=name,
+                                  value_range=value_range, export_tfjs=not no_tfjs)
+    click.echo(f"{manifest.name}: {manifest.arch} x{manifest.scale} {manifest.arch_params} "
+               f"range {manifest.value_range} -> {out}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("--tile", type=int, help="Patch size in input pixels (default: whole image).")
+@click.option("--pad", type=int, default=None, help="Padding around each patch (default: the model's seam-free padding, else 8).")
+@click.option("--runtime", type=click.Choice(["python", "node"]), default="python", show_default=True)
+def upscale(model_dir, image, out, tile, pad, runtime):
+    """Upscale one image (png/jpg/webp/bmp/tiff, or .npy float32 HxWx3 in the model's range).
+
+    \b
+    Example:
+      srjs upscale artifacts/slim-x4 photo.png -o photo-x4.png --tile 64 --pad 8
+    """
+    from srjs import modeldir
+    from srjs.upscale import upscale_file
+
+    if tile is not None and pad is None:
+        pad = modeldir.read_manifest(model_dir).results.get("seam_free_padding", 8)
+    height, width = upscale_file(model_dir, image, out, tile=tile, pad=pad or 0, runtime=runtime,
+                                 progress=tile is not None)
+    click.echo(f"wrote {out} ({width}x{height})")
+
+
+@cli.command()
+@click.argument("model_json", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Write here instead of in place.")
+@click.option("--check", is_flag=True, help="Only report what would change; exit 1 if anything would.")
+@click.option("--upscalerjs-compat", is_flag=True, help="Top-level class 'Model' for old tfjs runtimes.")
+def patch(model_json, out, check, upscalerjs_compat):
+    """Make a TF.js model.json loadable by tfjs-layers and UpscalerJS.
+
+    \b
+    Example:
+      srjs patch exported/model.json --check
+      srjs patch exported/model.json -o fixed/model.json --upscalerjs-compat
+    """
+    from srjs.convert.patch import patch_file
+    from srjs.errors import CheckFailed
+
+    result = patch_file(model_json, out, check=check, upscalerjs_compat=upscalerjs_compat)
+    for change in result.changes:
+        click.echo(f"{'would change' if check else 'changed'}: {change}")
+    if check and result.changes:
+        raise CheckFailed(f"{model_json}: {len(result.changes)} change(s) needed")
+    if not result.changes:
+        click.echo(f"{model_json}: nothing to change")
+
+
+def main() -> None:
+    """Console entry point: one-line errors, tracebacks only with --debug."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.UsageError as err:
+        click.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as err:
+        if _DEBUG["on"]:
+            traceback.print_exc()
+        click.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(err.exit_code)
+    except Exception as err:  # a bug, not bad input: say so in one line
+        if _DEBUG["on"]:
+            traceback.print_exc()
+        first = (str(err).strip().splitlines() or [""])[0]
+        click.echo(f"error: unexpected {type(err).__name__}: {first} (rerun with --debug)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

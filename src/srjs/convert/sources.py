@@ -1,0 +1,264 @@
+"""Checkpoint readers, one per format, behind a registry keyed by format name.
+
+Every reader turns a file (or folder) into a `Checkpoint`: named numpy weights in the source's
+own naming (BasicSR torch names for PyTorch files, Keras `layer/weight` names for Keras and
+TF.js files) plus, for formats that carry an architecture, a way to load that architecture as
+a fallback when no srjs family matches. Readers never execute code from the file: PyTorch
+pickles go through a restricted unpickler, Keras configs with Lambda layers (which carry
+Python bytecode) are refused before anything is deserialised.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from srjs.errors import BadInput
+from srjs.registry import Registry
+
+
+@dataclass
+class Checkpoint:
+    format: str
+    weights: dict[str, np.ndarray]
+    hints: dict = field(default_factory=dict)  # arch, arch_params, scale, value_range, name
+    # Loads the file's own architecture (only formats that carry one); used when no srjs
+    # family matches the weights, so an unusual full Keras model still converts.
+    load_original: Callable[[], object] | None = None
+
+
+@dataclass(frozen=True)
+class Reader:
+    matches: Callable[[Path], bool]
+    read: Callable[[Path], Checkpoint]
+
+
+READERS: Registry[Reader] = Registry("checkpoint format")
+
+
+def _reader(name: str, matches: Callable[[Path], bool]):
+    """Register the decorated `read(path) -> Checkpoint` function under `name`."""
+
+    def add(read: Callable[[Path], Checkpoint]):
+        READERS.register(name)(Reader(matches, read))
+        return read
+
+    return add
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Read any supported checkpoint; BadInput (one line) for unknown or broken files."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"'{path}' does not exist")
+    if path.is_file() and path.stat().st_size == 0:
+        raise BadInput(f"'{path}' is empty")
+    for name in READERS.names():
+        reader = READERS.get(name)
+        if reader.matches(path):
+            return reader.read(path)
+    known = ".pth .pt .safetensors .h5 .hdf5 .keras model.json, SavedModel dirs"
+    raise BadInput(f"'{path}' is not a supported checkpoint (supported: {known})")
+
+
+# --- PyTorch and safetensors: BasicSR-named weights -------------------------------------
+
+def _suffix(*suffixes: str) -> Callable[[Path], bool]:
+    return lambda p: p.is_file() and p.suffix.lower() in suffixes
+
+
+@_reader("pth", _suffix(".pth", ".pt"))
+def _read_pth(path: Path) -> Checkpoint:
+    from srjs.convert import keymaps, torch_pickle
+
+    state = torch_pickle.extract_state_dict(torch_pickle.read_torch_checkpoint(path))
+    return Checkpoint("pth", keymaps.to_basicsr(state))
+
+
+@_reader("safetensors", _suffix(".safetensors"))
+def _read_safetensors(path: Path) -> Checkpoint:
+    from srjs.convert import keymaps
+    from srjs.convert.safetensors_reader import read_safetensors
+
+    return Checkpoint("safetensors", keymaps.to_basicsr(read_safetensors(path)))
+
+
+# --- Keras files: `layer/weight`-named weights ------------------------------------------
+
+def _refuse_lambda(config: dict, path: Path) -> None:
+    for layer in _walk_layers(config):
+        if layer.get("class_name") == "Lambda":
+            raise BadInput(
+                f"'{path}' contains Lambda layer '{layer.get('config', {}).get('name')}' "
+                "(serialised Python code); srjs does not load it"
+            )
+
+
+def _walk_layers(config: dict):
+    for layer in config.get("config", {}).get("layers", []) or []:
+        yield layer
+        if isinstance(layer.get("config"), dict) and "layers" in layer["config"]:
+            yield from _walk_layers(layer)
+
+
+@_reader("h5", _suffix(".h5", ".hdf5"))
+def _read_h5(path: Path) -> Checkpoint:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            config = handle.attrs.get("model_config")
+            group = handle["model_weights"] if "model_weights" in handle else handle
+            weights = _h5_weights(group)
+    except (OSError, KeyError, ValueError) as err:
+        raise BadInput(f"'{path}' is not a readable Keras .h5 file: {_first_line(err)}") from None
+    if not weights:
+        raise BadInput(f"'{path}' holds no weights")
+    if config is None:  # weights only (e.g. idealo ISR checkpoints): the name may say the arch
+        return Checkpoint("h5-weights", weights, hints=isr_name_hints(path))
+    model_config = json.loads(config)
+    _refuse_lambda(model_config, path)
+    return Checkpoint("h5", weights, load_original=lambda: _load_keras_file(path))
+
+
+def _h5_weights(group) -> dict[str, np.ndarray]:
+    weights = {}
+    for raw_layer in group.attrs.get("layer_names", []):
+        layer = raw_layer.decode() if isinstance(raw_layer, bytes) else raw_layer
+        for raw in group[layer].attrs.get("weight_names", []):
+            name = raw.decode() if isinstance(raw, bytes) else raw
+            array = np.asarray(group[layer][name])
+            weights[f"{layer}/{name.split('/')[-1].split(':')[0]}"] = array
+    return weights
+
+
+@_reader("keras", _suffix(".keras"))
+def _read_keras(path: Path) -> Checkpoint:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as err:
+        raise BadInput(f"'{path}' is not a readable .keras file: {_first_line(err)}") from None
+    _refuse_lambda(config, path)
+    model = _load_keras_file(path)
+    return Checkpoint("keras", keras_layer_weights(model), load_original=lambda: model)
+
+
+@_reader("saved_model", lambda p: p.is_dir() and (p / "saved_model.pb").exists())
+def _read_saved_model(path: Path) -> Checkpoint:
+    if not (path / "keras_metadata.pb").exists():
+        raise BadInput(f"'{path}' is a SavedModel without Keras metadata; save it from Keras")
+    model = _load_keras_file(path)
+    return Checkpoint("saved_model", keras_layer_weights(model), load_original=lambda: model)
+
+
+def _load_keras_file(path: Path):
+    from srjs.archs import custom_objects
+    from srjs.tf import keras
+
+    try:
+        kwargs = {"safe_mode": True} if str(path).endswith(".keras") else {}
+        return keras.models.load_model(path, custom_objects=custom_objects(), compile=False, **kwargs)
+    except Exception as err:  # Keras raises many types for broken files
+        raise BadInput(f"cannot load Keras model '{path}': {_first_line(err)}") from None
+
+
+def keras_layer_weights(model) -> dict[str, np.ndarray]:
+    """`layer/weight` -> array for every weight of a Keras model (the TF.js naming)."""
+    weights = {}
+    for layer in model.layers:
+        for variable in layer.weights:
+            weights[f"{layer.name}/{variable.name.split('/')[-1].split(':')[0]}"] = variable.numpy()
+    return weights
+
+
+# --- TF.js layers model.json (e.g. UpscalerJS packages) ---------------------------------
+
+@_reader("tfjs_layers", lambda p: p.is_file() and p.suffix.lower() == ".json")
+def _read_tfjs_layers(path: Path) -> Checkpoint:
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadInput(f"'{path}' is not valid JSON: {_first_line(err)}") from None
+    if data.get("format") == "graph-model":
+        raise BadInput(f"'{path}' is a TF.js graph model; srjs converts layers models")
+    if "modelTopology" not in data or "weightsManifest" not in data:
+        raise BadInput(f"'{path}' is not a TF.js layers model.json")
+    topology = data["modelTopology"]
+    _refuse_lambda(topology.get("model_config", topology), path)
+    return Checkpoint(
+        "tfjs_layers", read_tfjs_weights(path, data["weightsManifest"]),
+        load_original=lambda: _load_tfjs_layers(path),
+    )
+
+
+_TFJS_DTYPES = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8, "uint16": np.uint16,
+                "float16": np.float16, "int8": np.int8, "int16": np.int16, "bool": np.bool_}
+
+
+def read_tfjs_weights(model_json: Path, manifest: list) -> dict[str, np.ndarray]:
+    """Decode a weightsManifest exactly as tfjs-core's decodeWeights does.
+
+    Affine-quantized weights are `q * scale + min` evaluated in double precision and stored
+    as float32 (JS numbers into a Float32Array); float16 becomes float32.
+    """
+    weights = {}
+    for group in manifest:
+        try:
+            buffer = b"".join((model_json.parent / shard).read_bytes() for shard in group["paths"])
+        except OSError as err:
+            raise BadInput(f"weight shard missing for '{model_json}': {_first_line(err)}") from None
+        offset = 0
+        for spec in group["weights"]:
+            quant = spec.get("quantization")
+            stored = _TFJS_DTYPES[quant["dtype"] if quant else spec["dtype"]]
+            count = int(np.prod(spec["shape"], dtype=np.int64))
+            nbytes = count * np.dtype(stored).itemsize
+            if offset + nbytes > len(buffer):
+                raise BadInput(f"weight shards of '{model_json}' are shorter than the manifest says")
+            values = np.frombuffer(buffer, stored, count, offset).reshape(spec["shape"])
+            offset += nbytes
+            if quant and quant["dtype"] in ("uint8", "uint16"):
+                values = (values.astype(np.float64) * quant["scale"] + quant["min"]).astype(np.float32)
+            elif values.dtype == np.float16:
+                values = values.astype(np.float32)
+            weights[spec["name"]] = np.array(values)
+        if offset != len(buffer):
+            raise BadInput(f"weight shards of '{model_json}' are longer than the manifest says")
+    return weights
+
+
+def _load_tfjs_layers(path: Path):
+    import tensorflowjs as tfjs
+
+    from srjs.archs import custom_objects
+
+    return tfjs.converters.load_keras_model(str(path), custom_objects=custom_objects())
+
+
+# --- hints from idealo ISR file names ---------------------------------------------------
+
+_ISR_NAME = re.compile(
+    r"(?P<arch>rrdn|rdn)-C(?P<C>\d+)-D(?P<D>\d+)-G(?P<G>\d+)-G0(?P<G0>\d+)(?:-T(?P<T>\d+))?-x(?P<x>\d+)"
+)
+
+
+def isr_name_hints(path: Path) -> dict:
+    """ISR names weight files like rrdn-C4-D3-G32-G032-T10-x4_epoch299.hdf5: read arch + params."""
+    match = _ISR_NAME.search(Path(path).name)
+    if not match:
+        return {}
+    params = {k: int(v) for k, v in match.groupdict().items() if k not in ("arch", "x") and v}
+    params["scale"] = int(match["x"])
+    return {"arch": match["arch"], "arch_params": params}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

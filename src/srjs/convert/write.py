@@ -1,0 +1,39 @@
+"""Write a model dir (DESIGN.md layout) from a tf_keras model: Keras, SavedModel, TF.js."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from srjs import modeldir
+from srjs.modeldir import Manifest
+
+
+def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool = True,
+                    tfjs_options=None) -> Manifest:
+    """Atomically write `out` with every format of `model` and its manifest."""
+    with modeldir.atomic_dir(out) as tmp:
+        save_keras(model, tmp / modeldir.KERAS_FILE)
+        save_serving_model(model, tmp / modeldir.SAVED_MODEL_DIR)
+        if export_tfjs:
+            from srjs.convert import export
+
+            options = tfjs_options or export.ExportOptions()
+            export.export_layers(model, tmp / modeldir.TFJS_LAYERS_DIR, manifest.scale, options)
+            export.export_graph(model, tmp / modeldir.TFJS_GRAPH_DIR, options)
+        modeldir.write_manifest(tmp, manifest)
+    return manifest
+
+
+def save_keras(model, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path, save_format="keras")
+
+
+def save_serving_model(model, path: Path) -> None:
+    """SavedModel whose serving_default maps float32 [1,H,W,3] -> [1,H*s,W*s,3], H and W free."""
+    from srjs.tf import tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="input")])
+    def serve(image):
+        return {"output": model(image, training=False)}
+
+    tf.saved_model.save(model, str(path), signatures={"serving_default": serve})

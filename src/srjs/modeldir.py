@@ -1,0 +1,127 @@
+"""The model dir: what `convert` and `optimize` write and every later stage reads.
+
+Layout (DESIGN.md): manifest.json, keras/model.keras, saved_model/, tfjs_layers/, tfjs_graph/.
+Writes are atomic: a dir is built in a hidden temporary sibling and renamed into place, so a
+failed or interrupted run never leaves a half-written model dir behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import srjs
+from srjs.errors import BadInput
+
+MANIFEST = "manifest.json"
+SCHEMA = "srjs.manifest/1"
+KERAS_FILE = "keras/model.keras"
+SAVED_MODEL_DIR = "saved_model"
+TFJS_LAYERS_DIR = "tfjs_layers"
+TFJS_GRAPH_DIR = "tfjs_graph"
+
+
+@dataclass
+class Manifest:
+    name: str
+    arch: str
+    arch_params: dict
+    scale: int
+    value_range: list  # [0, 1] or [0, 255]: what the model takes and returns
+    source: dict  # {path, format, sha256}
+    parent: str | None = None  # the model dir a variant was made from
+    recipe: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)  # relative path -> {bytes, gzip_bytes, sha256}
+    srjs_version: str = srjs.__version__
+    schema: str = SCHEMA
+
+    @property
+    def value_max(self) -> float:
+        return float(self.value_range[1])
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> dict:
+    """Size facts a user quotes: raw bytes, bytes after gzip -9 (what a CDN sends), sha256."""
+    data = path.read_bytes()
+    return {
+        "bytes": len(data),
+        "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def index_files(root: Path) -> dict:
+    return {
+        str(p.relative_to(root)): file_entry(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def write_manifest(root: Path, manifest: Manifest) -> Manifest:
+    manifest.files = index_files(root)
+    (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def read_manifest(root: Path) -> Manifest:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise BadInput(f"'{root}' is not an srjs model dir (no {MANIFEST})")
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(**data)
+    except (ValueError, TypeError) as err:
+        raise BadInput(f"'{path}' is not a valid srjs manifest: {err}") from None
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `out`; on success it replaces `out` in one rename.
+
+    An existing `out` is only replaced if it is an srjs model dir (has a manifest) or empty,
+    so a typo cannot wipe an unrelated folder.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
+        raise BadInput(f"'{out}' exists and is not an srjs model dir; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(trash / "old")
+            tmp.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_keras(root: Path):
+    """The model dir's full Keras model, loaded with srjs's custom layers (no Lambda: safe_mode)."""
+    from srjs.archs import custom_objects
+    from srjs.tf import keras
+
+    path = Path(root) / KERAS_FILE
+    if not path.is_file():
+        raise BadInput(f"'{root}' has no {KERAS_FILE}")
+    return keras.models.load_model(path, custom_objects=custom_objects(), compile=False, safe_mode=True)
