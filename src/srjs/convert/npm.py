@@ -102,16 +102,16 @@ def package_hints(spec: NpmSpec) -> dict:
     UpscalerJS model packages (package.json `@upscalerjs.modelFamily == "esrgan"`) declare
     `architecture` in getModelDefinition.js; their shared esrgan definition gives 'rdn'
     models inputRange [0, 255] and every other architecture [0, 1]. The name is
-    `<package>-x<scale>` when the path names a scale.
+    the package's short name plus the folders of the path (esrgan-slim-x4, models-div2k-005-2x).
     """
     root = package_dir(spec.name, spec.version)
     hints: dict = {}
     short = spec.name.split("/")[-1]
     match = _SCALE_IN_PATH.search(spec.path)
     if match:
-        scale = int(match[1] or match[2])
-        hints["scale_hint"] = scale
-        hints["name"] = f"{short}-x{scale}"
+        hints["scale_hint"] = int(match[1] or match[2])
+    folders = [part for part in Path(spec.path).parent.parts if part not in ("models", ".")]
+    hints["name"] = "-".join([short, *folders]) if folders else short
     meta = json.loads((root / "package.json").read_text()).get("@upscalerjs", {})
     if meta.get("modelFamily") == "esrgan":
         for definition in root.glob("dist/cjs/models/*/src/getModelDefinition.js"):
