@@ -1,0 +1,1 @@
+"""Evaluation: metrics, MATLAB-style resizing, datasets, tiling, latency, reports."""
