@@ -235,7 +235,9 @@ def read_tfjs_weights(model_json: Path, manifest: list) -> dict[str, np.ndarray]
 
 
 def _load_tfjs_layers(path: Path):
-    import tensorflowjs as tfjs
+    from srjs.tf import quiet_import
+
+    tfjs = quiet_import("tensorflowjs")
 
     from srjs.archs import custom_objects
 
