@@ -295,15 +295,12 @@ def test_missing_shard(exported):
 
 def test_missing_weight(exported):
     # Drop the last weight and its bytes, so only the topology check can notice.
-    data, group = _edit(exported, lambda g: g["weights"].pop())
-    dropped = json.loads((exported.parent / "model.json").read_text())
-    removed_name = {w["name"] for w in json.loads(json.dumps(group))["weights"]}
+    _, group = _edit(exported, lambda g: g["weights"].pop())
     need = sum(int(np.prod(w["shape"])) * 4 for w in group["weights"])
     with open(exported.parent / "group1-shard1of1.bin", "r+b") as f:
         f.truncate(need)
-    assert dropped == data
     (missing,) = {"SR/kernel", "SR/bias", "pre_a/kernel", "pre_a/bias", "pre_b/kernel",
-                  "pre_b/bias"} - removed_name
+                  "pre_b/bias"} - {w["name"] for w in group["weights"]}
     with pytest.raises(BadInput, match=f"weight '{missing}' needed by the model is missing"):
         validate_weights_manifest(exported)
 
