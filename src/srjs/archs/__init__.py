@@ -1,0 +1,140 @@
+"""tf_keras builders for the ESRGAN family, one module per network, and their registry.
+
+Each module (rrdbnet, srvgg, rdn, rrdn) exposes `SPEC`, an `ArchSpec`: how to build the Keras
+model, how to recognise the network from its weight names and shapes (`detect`), and how to
+assign weights in the source's own naming and layout (`load`). The networks know nothing about
+checkpoint files; readers in `srjs.convert` turn files into `{name: array}` dicts first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from srjs.errors import BadInput
+from srjs.registry import Registry
+from srjs.tf import keras
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One network family.
+
+    build(**params) -> keras.Model, input [N, H, W, 3] float32, output [N, H*scale, W*scale, 3].
+    detect({weight name: shape}) -> params (always with 'scale') or None if not this family.
+    load(model, {weight name: array}) assigns source weights, BadInput on any name/shape mismatch.
+    """
+
+    name: str
+    default_value_range: tuple
+    build: Callable[..., keras.Model]
+    detect: Callable[[dict[str, tuple]], dict | None]
+    load: Callable[[keras.Model, dict[str, np.ndarray]], None]
+
+
+ARCHS: Registry[ArchSpec] = Registry("architecture")
+
+
+def get_arch(name: str) -> ArchSpec:
+    """The registered architecture `name`; BadInput listing the known names otherwise."""
+    if name not in ARCHS:
+        raise BadInput(f"unknown architecture '{name}' (known: {', '.join(ARCHS.names())})")
+    return ARCHS.get(name)
+
+
+def detect_arch(shapes: Mapping[str, tuple]) -> tuple[str, dict]:
+    """(arch name, params) of the first family whose detect() recognises these weights."""
+    shapes = {name: tuple(shape) for name, shape in shapes.items()}
+    for name in ARCHS.names():
+        params = ARCHS.get(name).detect(shapes)
+        if params is not None:
+            return name, params
+    first = ", ".join(repr(k) for k in list(shapes)[:4]) or "no weights at all"
+    raise BadInput(
+        f"no known architecture ({', '.join(ARCHS.names())}) matches these weights; "
+        f"first names: {first}"
+    )
+
+
+def custom_objects() -> dict:
+    """Every custom layer class by its config name, for load_model / model_from_json.
+
+    Includes UpscalerJS's fixed-scale aliases PixelShuffle2x/3x/4x/8x so UpscalerJS and ISR
+    models load in Python.
+    """
+    from srjs.archs.layers import CUSTOM_LAYERS, SHUFFLE_ALIASES
+
+    return {**CUSTOM_LAYERS, **SHUFFLE_ALIASES}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one source weight goes: a Keras variable, the source shape, and the conversion."""
+
+    variable: object
+    source_shape: tuple
+    convert: Callable[[np.ndarray], np.ndarray]
+
+
+def assign_weights(family: str, targets: dict[str, Target], weights: Mapping[str, np.ndarray]) -> None:
+    """Check every name and shape first, then assign; BadInput names the first problem.
+
+    Checks run in model order (missing or mis-shaped), then unexpected extra names, so nothing
+    is assigned unless the whole dict fits.
+    """
+    for name, target in targets.items():
+        if name not in weights:
+            raise BadInput(
+                f"{family}: missing weight '{name}' (expected shape {target.source_shape})"
+            )
+        got = tuple(np.shape(weights[name]))
+        if got != tuple(target.source_shape):
+            raise BadInput(
+                f"{family}: weight '{name}' has shape {got}, expected {tuple(target.source_shape)}"
+            )
+    extra = [name for name in weights if name not in targets]
+    if extra:
+        raise BadInput(
+            f"{family}: unexpected weight '{extra[0]}' (shape {tuple(np.shape(weights[extra[0]]))})"
+            + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
+        )
+    keras.backend.batch_set_value(
+        [
+            (t.variable, t.convert(np.asarray(weights[name], dtype=np.float32)))
+            for name, t in targets.items()
+        ]
+    )
+
+
+def keras_weight_name(name: str) -> str:
+    """'F_0/kernel' from any Keras spelling: 'F_0/kernel:0', 'F_0/F_0/kernel:0' (h5 groups)."""
+    name = name.split(":")[0]
+    parts = name.split("/")
+    if len(parts) == 3 and parts[0] == parts[1]:
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def variable_suffix(variable) -> str:
+    """'kernel' for a variable named 'F_0/kernel:0' (TF variable names carry scopes and ':0')."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+def keras_targets(model: keras.Model) -> dict[str, Target]:
+    """'<layer>/<variable>' -> identity Target for every weight (Keras layouts on both sides)."""
+    return {
+        f"{layer.name}/{variable_suffix(var)}": Target(var, tuple(var.shape), lambda a: a)
+        for layer in model.layers
+        for var in layer.weights
+    }
+
+
+def _register_all() -> None:
+    from srjs.archs import rdn, rrdbnet, rrdn, srvgg
+
+    for module in (rrdbnet, srvgg, rdn, rrdn):
+        ARCHS.register(module.SPEC.name)(module.SPEC)
+
+
+_register_all()
