@@ -7,5 +7,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # TensorFlow's C++ and absl log noise is not for users; --debug turns it back on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+# tensorflowjs imports tensorflow_decision_forests, whose welcome banner probes for IPython.
+os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
 
 __version__ = "0.1.0"

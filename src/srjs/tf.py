@@ -7,7 +7,6 @@ machine, so the import runs with fd 2 pointed at /dev/null (unless `srjs --debug
 """
 import contextlib
 import importlib
-import io
 import os
 import sys
 
@@ -24,8 +23,7 @@ def _quiet_fds():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # ydf's "Try ..." banner
-            yield
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
