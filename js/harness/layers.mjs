@@ -1,0 +1,98 @@
+// Custom layers a srjs or UpscalerJS layers model may name, registered on a given tf namespace
+// (Node's @tensorflow/tfjs, the browser UMD, or UpscalerJS's tfjs 4.11 all pass their own).
+//
+// UpscalerJS's esrgan definition registers MultiplyBeta (beta fixed at 0.2) and
+// PixelShuffle{scale}x (tf.depthToSpace with a fixed scale). srjs writes the same class names
+// with `scale`/`beta` in the config, plus a generic PixelShuffle and PixelUnshuffle; reading
+// those config keys, with UpscalerJS's constants as defaults, serves both.
+
+const registered = new WeakSet();
+
+function firstInput(inputs) {
+  return Array.isArray(inputs) ? inputs[0] : inputs;
+}
+
+function baseConfig(config) {
+  // Layer's constructor only needs the standard keys; ours live on the instance.
+  const { scale, beta, ...rest } = config || {};
+  return rest;
+}
+
+export function registerCustomLayers(tf) {
+  if (registered.has(tf)) return;
+  const Layer = tf.layers.Layer;
+
+  class MultiplyBeta extends Layer {
+    constructor(config) {
+      super(baseConfig(config));
+      this.beta = config && config.beta !== undefined ? config.beta : 0.2;
+    }
+    call(inputs) {
+      return tf.mul(firstInput(inputs), this.beta);
+    }
+    getConfig() {
+      return { ...super.getConfig(), beta: this.beta };
+    }
+  }
+  MultiplyBeta.className = 'MultiplyBeta';
+
+  const pixelShuffle = (className, defaultScale) => {
+    const cls = class extends Layer {
+      constructor(config) {
+        super(baseConfig(config));
+        this.scale = config && config.scale !== undefined ? config.scale : defaultScale;
+        if (!this.scale) throw new Error(`${className} needs a 'scale' in its config`);
+      }
+      computeOutputShape(inputShape) {
+        const [b, h, w, c] = inputShape;
+        const s = this.scale;
+        return [b, h == null ? null : h * s, w == null ? null : w * s, c == null ? null : c / (s * s)];
+      }
+      call(inputs) {
+        return tf.depthToSpace(firstInput(inputs), this.scale, 'NHWC');
+      }
+      getConfig() {
+        return { ...super.getConfig(), scale: this.scale };
+      }
+    };
+    cls.className = className;
+    return cls;
+  };
+
+  // tf.spaceToDepth does not exist in TF.js; this reshape/transpose is TF's
+  // space_to_depth channel order: out channel = (dy * s + dx) * C + c.
+  class PixelUnshuffle extends Layer {
+    constructor(config) {
+      super(baseConfig(config));
+      this.scale = config && config.scale;
+      if (!this.scale) throw new Error("PixelUnshuffle needs a 'scale' in its config");
+    }
+    computeOutputShape(inputShape) {
+      const [b, h, w, c] = inputShape;
+      const s = this.scale;
+      return [b, h == null ? null : h / s, w == null ? null : w / s, c == null ? null : c * s * s];
+    }
+    call(inputs) {
+      return tf.tidy(() => {
+        const x = firstInput(inputs);
+        const [b, h, w, c] = x.shape;
+        const s = this.scale;
+        const split = tf.reshape(x, [b, h / s, s, w / s, s, c]);
+        return tf.reshape(tf.transpose(split, [0, 1, 3, 2, 4, 5]), [b, h / s, w / s, s * s * c]);
+      });
+    }
+    getConfig() {
+      return { ...super.getConfig(), scale: this.scale };
+    }
+  }
+  PixelUnshuffle.className = 'PixelUnshuffle';
+
+  const classes = [
+    MultiplyBeta,
+    PixelUnshuffle,
+    pixelShuffle('PixelShuffle', undefined),
+    ...[2, 3, 4, 8].map((s) => pixelShuffle(`PixelShuffle${s}x`, s)),
+  ];
+  for (const cls of classes) tf.serialization.registerClass(cls);
+  registered.add(tf);
+}

@@ -1,0 +1,43 @@
+// UpscalerJS page: window.srjsUpscale(job) upscales one image with `new Upscaler({model})` the
+// way a user's page does, and PUTs the float32 HxWx3 result tensor (clipped to [0, 255] by
+// UpscalerJS, not rounded) back as .npy.
+// job: {model_url, scale, input_range, output_range, image_url, patch_size, padding,
+//       backend (null: tfjs's default), out_url}
+import { encodeNpy } from './npy.mjs';
+import { registerCustomLayers } from './layers.mjs';
+import { putBytes } from './http.mjs';
+
+const tf = window.tf;
+
+window.srjsUpscale = async (job) => {
+  if (job.backend && !(await tf.setBackend(job.backend))) {
+    throw new Error(`backend '${job.backend}' is unavailable (in use: ${tf.getBackend()})`);
+  }
+  await tf.ready();
+  const upscaler = new window.Upscaler({
+    model: {
+      path: job.model_url,
+      scale: job.scale,
+      modelType: 'layers',
+      inputRange: job.input_range,
+      outputRange: job.output_range,
+      // UpscalerJS model packages register their custom layers in setup(tf); so does this.
+      setup: (tfOfUpscaler) => registerCustomLayers(tfOfUpscaler),
+    },
+  });
+  const options = { output: 'tensor' };
+  if (job.patch_size) {
+    options.patchSize = job.patch_size;
+    options.padding = job.padding || 0;
+  }
+  const t0 = performance.now();
+  const tensor = await upscaler.execute(job.image_url, options);
+  const data = await tensor.data();
+  const ms = performance.now() - t0;
+  const shape = tensor.shape;
+  tensor.dispose();
+  await upscaler.dispose();
+  await putBytes(job.out_url, encodeNpy(data, shape));
+  return { shape, ms, backend: tf.getBackend(), tfjs: tf.version.tfjs };
+};
+window.srjsReady = true;

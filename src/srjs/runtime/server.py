@@ -1,0 +1,146 @@
+"""A small threaded HTTP server on 127.0.0.1 for the browser harnesses.
+
+Folders are mounted under random URL prefixes; pages fetch models, inputs and TF.js from them
+and PUT outputs back as raw bytes into writable mounts (no base64 round trip). Every response
+carries COOP/COEP headers, so pages are cross-origin isolated and TF.js's wasm backend can use
+threads (SharedArrayBuffer).
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
+    ".json": "application/json", ".wasm": "application/wasm", ".png": "image/png",
+    ".map": "application/json",
+}
+_ISOLATION = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+_UPLOAD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_MAX_UPLOAD = 2 << 30
+
+
+class StaticServer:
+    """Serve mounted folders on http://127.0.0.1:<free port>. Use as a context manager."""
+
+    def __init__(self):
+        self._mounts: dict[str, tuple[Path, bool]] = {}
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def mount(self, directory: Path, *, prefix: str | None = None, writable: bool = False) -> str:
+        """Serve `directory` at `prefix` (default: a random one); returns its URL ending in '/'.
+        A writable mount also accepts PUT/POST of single files directly inside it."""
+        prefix = prefix or f"m/{secrets.token_hex(6)}"
+        with self._lock:
+            self._mounts[prefix.strip("/")] = (Path(directory).resolve(), writable)
+        return f"{self.url}/{prefix.strip('/')}/"
+
+    def unmount(self, url: str) -> None:
+        prefix = urlsplit(url).path.strip("/")
+        with self._lock:
+            self._mounts.pop(prefix, None)
+
+    def resolve(self, url_path: str) -> tuple[Path, bool] | None:
+        """(file path, may be written) for a request path, or None outside every mount."""
+        path = unquote(url_path).lstrip("/")
+        with self._lock:
+            mounts = sorted(self._mounts.items(), key=lambda kv: -len(kv[0]))
+        for prefix, (root, writable) in mounts:
+            if path.startswith(prefix + "/"):
+                target = (root / path[len(prefix) + 1:]).resolve()
+                if target == root or root in target.parents:
+                    # Uploads land directly inside a writable mount, never in a subfolder.
+                    return target, writable and target.parent == root
+                return None
+        return None
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "StaticServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _handler_for(server: StaticServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # pages are chatty; failures reach the page
+            pass
+
+        def _reply(self, code: int, body: bytes = b"", ctype: str = "text/plain") -> None:
+            self.send_response(code)
+            for key, value in _ISOLATION.items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            found = server.resolve(urlsplit(self.path).path)
+            if not found or not found[0].is_file():
+                return self._reply(404, b"not found")
+            path = found[0]
+            self.send_response(200)
+            for key, value in _ISOLATION.items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", _TYPES.get(path.suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(path.stat().st_size))
+            self.end_headers()
+            if self.command != "HEAD":
+                with path.open("rb") as f:
+                    shutil.copyfileobj(f, self.wfile, 1 << 20)
+
+        do_HEAD = do_GET
+
+        def do_PUT(self) -> None:
+            found = server.resolve(urlsplit(self.path).path)
+            length = int(self.headers.get("Content-Length") or -1)
+            if not found or not found[1] or not _UPLOAD_NAME.match(found[0].name):
+                return self._reply(403, b"not a writable file path")
+            if not 0 <= length <= _MAX_UPLOAD:
+                return self._reply(411, b"Content-Length required")
+            target = found[0]
+            partial = target.with_name(f".{target.name}.part")
+            remaining = length
+            with partial.open("wb") as f:
+                while remaining:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    remaining -= len(chunk)
+            if remaining:
+                partial.unlink(missing_ok=True)
+                return self._reply(400, b"body shorter than Content-Length")
+            partial.replace(target)  # readers never see a half-written output
+            self._reply(201)
+
+        do_POST = do_PUT
+
+    return Handler
