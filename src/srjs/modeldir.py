@@ -35,6 +35,7 @@ class Manifest:
     scale: int
     value_range: list  # [0, 1] or [0, 255]: what the model takes and returns
     source: dict  # {path, format, sha256}
+    value_range_from: str = ""  # why: an npm package definition, a convention, a probe, a flag
     parent: str | None = None  # the model dir a variant was made from
     recipe: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)

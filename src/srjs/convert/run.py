@@ -7,6 +7,7 @@ from srjs import modeldir
 from srjs.convert import npm
 from srjs.convert.detect import AUTO, build_model
 from srjs.convert.sources import read_checkpoint
+from srjs.convert.value_range import probe_value_range
 from srjs.convert.write import write_model_dir
 from srjs.errors import BadInput
 from srjs.modeldir import Manifest
@@ -38,15 +39,14 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
     if scale is None and expected_scale and expected_scale != built.scale:
         raise BadInput(f"'{source}' is named x{expected_scale} but its weights upscale x{built.scale}")
 
-    chosen_range = (VALUE_RANGES[value_range] if value_range else
-                    checkpoint.hints.get("value_range") or hints.get("value_range")
-                    or list(built.default_value_range))
+    chosen_range, range_from = _choose_value_range(value_range, hints, built)
     manifest = Manifest(
         name=name or hints.get("name") or _default_name(path),
         arch=built.arch,
         arch_params=built.params,
         scale=built.scale,
         value_range=list(chosen_range),
+        value_range_from=range_from,
         source={
             "path": str(source),
             "format": checkpoint.format,
@@ -54,6 +54,23 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
         },
     )
     return write_model_dir(built.model, Path(out), manifest, export_tfjs=export_tfjs)
+
+
+# Families whose published checkpoints agree on one range (BasicSR trains on [0, 1]); the
+# ISR families do not (ISR: [0, 1], UpscalerJS's RDNs: [0, 255]), so those are probed.
+_RANGE_BY_CONVENTION = {"rrdbnet", "srvgg"}
+
+
+def _choose_value_range(requested: str | None, hints: dict, built) -> tuple[list, str]:
+    if requested:
+        return VALUE_RANGES[requested], "--value-range"
+    if "value_range" in hints:
+        return hints["value_range"], hints["value_range_from"]
+    if built.arch in _RANGE_BY_CONVENTION:
+        return list(built.default_value_range), f"{built.arch} convention"
+    best, scores = probe_value_range(built.model, built.scale)
+    measured = ", ".join(f"{name}: {db} dB" for name, db in scores.items())
+    return list(best), f"probe (Y-PSNR on a bicubic-downscaled astronaut crop; {measured})"
 
 
 def _default_name(path: Path) -> str:

@@ -235,13 +235,12 @@ def read_tfjs_weights(model_json: Path, manifest: list) -> dict[str, np.ndarray]
 
 
 def _load_tfjs_layers(path: Path):
-    from srjs.tf import quiet_import
+    from srjs.archs import custom_objects
+    from srjs.tf import keras, quiet_import
 
     tfjs = quiet_import("tensorflowjs")
-
-    from srjs.archs import custom_objects
-
-    return tfjs.converters.load_keras_model(str(path), custom_objects=custom_objects())
+    with keras.utils.custom_object_scope(custom_objects()):
+        return tfjs.converters.load_keras_model(str(path))
 
 
 # --- hints from idealo ISR file names ---------------------------------------------------
