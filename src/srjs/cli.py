@@ -110,6 +110,73 @@ def patch(model_json, out, check, upscalerjs_compat):
         click.echo(f"{model_json}: nothing to change")
 
 
+def _csv(kind):
+    """click callback: 'a,b,c' -> tuple of `kind` (usage error naming the option otherwise)."""
+
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"'{value}' is not a comma-separated list of {kind.__name__}") from None
+
+    return parse
+
+
+@cli.command()
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--dataset", default="builtin", show_default=True,
+              help="'builtin' (scikit-image photos), a folder of HR images, or a folder with LR/ and HR/.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results (srjs.evaluate/1).")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write a report: F.md or F.html.")
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images.")
+@click.option("--crop", type=click.IntRange(min=16), help="Centre-crop each HR image to N x N px (quick runs).")
+def evaluate(model_dirs, dataset, json_path, report_path, limit, crop):
+    """PSNR/SSIM (Y channel), fidelity, size, bandwidth and latency of model dirs.
+
+    Scores the weights the TF.js artifact ships, against a bicubic baseline per scale.
+
+    \b
+    Example:
+      srjs evaluate artifacts/slim-x2 artifacts/slim-x2-uint8 --report report.html --json eval.json
+      srjs evaluate artifacts/slim-x4 --dataset photos/ --limit 3 --crop 256
+    """
+    from srjs.evaluate.run import run_evaluate
+
+    result = run_evaluate(model_dirs, dataset=dataset, limit=limit, crop=crop, json_path=json_path,
+                          report_path=report_path)
+    click.echo(result.summary())
+
+
+@cli.command()
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--runtime", "runtimes", default="python", show_default=True, callback=_csv(str),
+              help="Comma-separated: python, node, browser.")
+@click.option("--size", "sizes", default="64,128", show_default=True, callback=_csv(int),
+              help="Square input sizes, input px.")
+@click.option("--tile", "tiles", default="0,32,64", show_default=True, callback=_csv(int),
+              help="Patch sizes, input px; 0 = whole image.")
+@click.option("--pad", type=click.IntRange(min=0), help="Context per patch side (default: the model's seam-free padding, else 8).")
+@click.option("--backend", "backends", callback=_csv(str), help="TF.js backends (default: node cpu,wasm; browser wasm).")
+@click.option("--format", "fmt", type=click.Choice(["graph", "layers"]), default="graph", show_default=True,
+              help="Which TF.js export the TF.js runtimes load.")
+@click.option("--warm", type=click.IntRange(min=0), default=3, show_default=True, help="Warm runs (median).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the timings (srjs.bench/1).")
+def bench(model_dirs, runtimes, sizes, tiles, pad, backends, fmt, warm, json_path):
+    """Latency: cold and warm, whole image and tiled, in Python and TF.js.
+
+    \b
+    Example:
+      srjs bench artifacts/slim-x4 --runtime python,node --size 64,128 --tile 0,32,64 --warm 5
+    """
+    from srjs.evaluate.latency import run_bench
+
+    result = run_bench(model_dirs, runtimes=runtimes, sizes=sizes, tiles=tiles, pad=pad, backends=backends,
+                       fmt=fmt, warm=warm, json_path=json_path)
+    click.echo(result.summary())
+
+
 def main() -> None:
     """Console entry point: one-line errors, tracebacks only with --debug."""
     try:

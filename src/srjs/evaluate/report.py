@@ -1,0 +1,314 @@
+"""`srjs evaluate --report x.md|x.html`: tables, plots and crops people can look at.
+
+Figures are matplotlib PNGs written to `<report stem>_files/` beside the report; the Markdown
+links them relatively, the HTML embeds them as base64 (one self-contained file) and names
+the file each came from in `data-file`. Every number in a table is formatted from the same
+`Evaluation` the JSON is written from, with the digits in COLUMNS.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from srjs.errors import BadInput
+from srjs.evaluate.run import Evaluation, Row
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # Row attribute
+    header: str
+    digits: int | None  # None: integer or text
+
+
+COLUMNS = (
+    Column("name", "model", None),
+    Column("scale", "scale", None),
+    Column("bytes", "bytes", None),
+    Column("gzip_bytes", "gzip bytes", None),
+    Column("psnr_y", "PSNR-Y (dB)", 2),
+    Column("ssim_y", "SSIM-Y", 4),
+    Column("psnr_rgb", "PSNR-RGB (dB)", 2),
+    Column("fidelity_psnr_y", "fidelity PSNR-Y (dB)", 2),
+    Column("fidelity_ssim_y", "fidelity SSIM-Y", 4),
+    Column("warm_ms", "warm latency (ms)", 1),
+    Column("seam_free_padding", "seam-free pad (px)", None),
+    Column("payback_png", "payback (PNG images)", None),
+    Column("payback_jpeg", "payback (JPEG images)", None),
+)
+
+
+def cell(value, digits: int | None) -> str:
+    """How a table shows a value: '-' for None, 'inf' for infinity, fixed digits for floats."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if digits is not None:
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+def _figure_png(draw: Callable, path: Path, size=(6.4, 4.2)) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=size, dpi=100)
+    try:
+        draw(fig)
+        fig.tight_layout()
+        fig.savefig(path, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return path
+
+
+def size_psnr_plot(evaluation: Evaluation, path: Path) -> Path:
+    """Scatter of gzip MB vs mean PSNR-Y per model; bicubic baselines as dashed lines."""
+
+    def draw(fig):
+        ax = fig.add_subplot()
+        colors = {}
+        for row in evaluation.rows:
+            color = colors.setdefault(row.scale, f"C{len(colors)}")
+            if row.kind == "bicubic":
+                ax.axhline(row.psnr_y, ls="--", color=color, lw=1, label=f"bicubic x{row.scale}")
+            elif row.gzip_bytes is not None:
+                ax.scatter(row.gzip_bytes / 1e6, row.psnr_y, color=color, zorder=3)
+                ax.annotate(row.name, (row.gzip_bytes / 1e6, row.psnr_y), fontsize=8,
+                            xytext=(4, 4), textcoords="offset points")
+        ax.margins(x=0.2, y=0.1)  # room for the point labels
+        ax.set_xlabel("shipped TF.js size, gzip (MB)")
+        ax.set_ylabel("PSNR-Y (dB)")
+        ax.set_title(f"Size vs quality ({evaluation.dataset}, {len(evaluation.images)} images)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+
+    return _figure_png(draw, path)
+
+
+def latency_plot(evaluation: Evaluation, path: Path) -> Path:
+    """Warm Python latency vs patch size per model (whole image as a dashed line)."""
+
+    def draw(fig):
+        ax = fig.add_subplot()
+        models = list(dict.fromkeys(t.model for t in evaluation.latency))
+        for i, name in enumerate(models):
+            timings = [t for t in evaluation.latency if t.model == name and t.warm_ms is not None]
+            tiled = sorted((t.tile, t.warm_ms) for t in timings if t.tile)
+            if tiled:
+                ax.plot([p for p, _ in tiled], [ms for _, ms in tiled], "o-", color=f"C{i}", label=name)
+            for t in timings:
+                if t.tile == 0:
+                    ax.axhline(t.warm_ms, ls="--", color=f"C{i}", lw=1, label=f"{name}, whole image")
+        size = evaluation.options.get("latency_size")
+        ax.set_xlabel("patch size (input px; pad added on each side)")
+        ax.set_ylabel("warm time per image (ms)")
+        ax.set_title(f"Python latency, {size}x{size} input")
+        ax.grid(alpha=0.3)
+        if models:
+            ax.legend(fontsize=8)
+
+    return _figure_png(draw, path)
+
+
+def _busiest_box(hr: np.ndarray, side: int) -> tuple[int, int, int]:
+    """(top, left, side) of the side x side window with the most luma variance (coarse grid)."""
+    h, w = hr.shape[:2]
+    side = min(side, h, w)
+    y = hr.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    best, box = -1.0, (0, 0)
+    step = max(1, side // 2)
+    for top in range(0, h - side + 1, step):
+        for left in range(0, w - side + 1, step):
+            v = float(y[top:top + side, left:left + side].var())
+            if v > best:
+                best, box = v, (top, left)
+    return box[0], box[1], side
+
+
+def crops_png(evaluation: Evaluation, row: Row, path: Path, side: int = 96) -> Path | None:
+    """bicubic | reference | model | HR crops of the first image; None without samples."""
+    sample = evaluation.samples.get(row.scale)
+    if not sample or row.name not in sample["models"]:
+        return None
+    top, left, side = _busiest_box(sample["hr"], side)
+    region = (slice(top, top + side), slice(left, left + side))
+    reference = row.reference or row.name
+    panels = [(f"bicubic x{row.scale}", sample["bicubic"]),
+              (f"reference: {reference}", sample["models"].get(reference, sample["models"][row.name])),
+              (row.name, sample["models"][row.name]), ("HR", sample["hr"])]
+
+    def draw(fig):
+        for i, (title, image) in enumerate(panels):
+            ax = fig.add_subplot(1, 4, i + 1)
+            ax.imshow(image[region], interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+        fig.suptitle(f"{sample['image']}, {side}x{side} px at ({left}, {top})", fontsize=9)
+
+    return _figure_png(draw, path, size=(10, 3.0))
+
+
+def write_figures(evaluation: Evaluation, folder: Path) -> dict[str, Path]:
+    """Every figure as a PNG in `folder`: {'size_psnr', 'latency', 'crops:<row>'} -> path."""
+    from tqdm import tqdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {"size_psnr": size_psnr_plot(evaluation, folder / "size_psnr.png")}
+    if evaluation.latency:
+        figures["latency"] = latency_plot(evaluation, folder / "latency.png")
+    models = [r for r in evaluation.rows if r.kind == "model"]
+    for i, row in enumerate(tqdm(models, desc="crops", leave=False, disable=len(models) < 3)):
+        made = crops_png(evaluation, row, folder / f"crops_{i}.png")
+        if made is not None:
+            figures[f"crops:{row.name}"] = made
+    return figures
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+def main_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of cells) of the results table."""
+    headers = [c.header for c in COLUMNS]
+    return headers, [[cell(getattr(r, c.key), c.digits) for c in COLUMNS] for r in evaluation.rows]
+
+
+def bandwidth_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
+    headers = ["image", "scale", "HR size", "LR size", "HR PNG", "LR PNG", "HR JPEG q90", "LR JPEG q90",
+               "PNG saved", "JPEG saved"]
+    rows = [[b.image, str(b.scale), "x".join(map(str, b.hr_size)), "x".join(map(str, b.lr_size)),
+             str(b.hr_png), str(b.lr_png), str(b.hr_jpeg), str(b.lr_jpeg), str(b.png_saving),
+             str(b.jpeg_saving)] for b in evaluation.bandwidth]
+    return headers, rows
+
+
+def per_image_table(row: Row) -> tuple[list[str], list[list[str]]]:
+    headers = ["image", "PSNR-Y (dB)", "SSIM-Y", "PSNR-RGB (dB)", "fidelity PSNR-Y (dB)", "fidelity SSIM-Y"]
+    return headers, [[s.image, cell(s.psnr_y, 2), cell(s.ssim_y, 4), cell(s.psnr_rgb, 2),
+                      cell(s.fidelity_psnr_y, 2), cell(s.fidelity_ssim_y, 4)] for s in row.images]
+
+
+def latency_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
+    headers = ["model", "size", "patch", "pad", "tiles", "cold ms", "warm ms", "tiles/s", "tiled/whole",
+               "ideal"]
+    rows = [[t.model, str(t.size), str(t.tile or "whole"), str(t.pad), str(t.tiles), cell(t.cold_ms, 1),
+             cell(t.warm_ms, 1), cell(t.tiles_per_s, 1), cell(t.overhead, 2), cell(t.ideal_overhead, 2)]
+            for t in evaluation.latency]
+    return headers, rows
+
+
+def _intro(evaluation: Evaluation) -> list[str]:
+    m = evaluation.machine
+    machine = (f"{m.get('processor')}, {m.get('cpus')} CPUs, {m.get('memory_gib', '?')} GiB, "
+               f"{m.get('platform')}, TensorFlow {m.get('tensorflow')}")
+    images = ", ".join(f"{i.name} {i.size[0]}x{i.size[1]}" for i in evaluation.images)
+    opts = evaluation.options
+    cropped = f" (centre crops of {opts['crop']} px)" if opts.get("crop") else ""
+    return [
+        f"srjs {evaluation.srjs_version}, {evaluation.created}; machine: {machine}.",
+        f"Dataset {evaluation.dataset}: {images}{cropped}. LR: {opts.get('lr')}.",
+        "Quality is measured on the weights the TF.js layers artifact ships, decoded as TF.js decodes "
+        "them. Sizes are the shipped tfjs_layers files (model.json + shards). Fidelity: PSNR/SSIM of a "
+        "model's output against its reference's (its parent, else the first model of its scale). "
+        f"Warm latency: Python (TF) median of {opts.get('warm_runs')} whole-image calls on a "
+        f"{opts.get('latency_size')}x{opts.get('latency_size')} input. Payback: images after which the "
+        "model's gzip bytes are saved by sending LR instead of HR (mean saving per image).",
+    ]
+
+
+def _md_table(headers, rows) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def markdown(evaluation: Evaluation, figures: dict[str, Path], base: Path) -> str:
+    """The report as Markdown; figures linked relative to `base` (the report's folder)."""
+    def link(key, alt):
+        return f"![{alt}]({figures[key].relative_to(base).as_posix()})"
+
+    lines = ["# srjs evaluation", ""] + [p + "\n" for p in _intro(evaluation)]
+    lines += ["## Results", ""] + _md_table(*main_table(evaluation)) + [""]
+    lines += [link("size_psnr", "size vs PSNR-Y"), ""]
+    if "latency" in figures:
+        lines += ["## Latency", "", link("latency", "latency vs patch size"), ""]
+        lines += _md_table(*latency_table(evaluation)) + [""]
+    lines += ["## Bandwidth", ""] + _md_table(*bandwidth_table(evaluation)) + [""]
+    lines += ["## Crops", ""]
+    for row in evaluation.rows:
+        if f"crops:{row.name}" in figures:
+            lines += [f"### {row.name}", "", link(f"crops:{row.name}", f"crops {row.name}"), ""]
+    lines += ["## Per image", ""]
+    for row in evaluation.rows:
+        lines += [f"### {row.name}", ""] + _md_table(*per_image_table(row)) + [""]
+    lines += ["## Protocol", "", evaluation.protocol, ""]
+    return "\n".join(lines)
+
+
+def _html_table(headers, rows, table_id: str | None = None) -> str:
+    ident = f' id="{table_id}"' if table_id else ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_img(path: Path, base: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<img alt="{html.escape(alt)}" data-file="{html.escape(path.relative_to(base).as_posix())}" '
+            f'src="data:image/png;base64,{data}">')
+
+
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+          "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
+          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+          "td:first-child,th:first-child{text-align:left}img{max-width:100%}")
+
+
+def html_page(evaluation: Evaluation, figures: dict[str, Path], base: Path) -> str:
+    """The report as one self-contained HTML page (figures embedded as base64 PNG)."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>srjs evaluation</title>"
+             f"<style>{_STYLE}</style></head><body><h1>srjs evaluation</h1>"]
+    parts += [f"<p>{html.escape(p)}</p>" for p in _intro(evaluation)]
+    parts += ["<h2>Results</h2>", _html_table(*main_table(evaluation), table_id="results"),
+              _html_img(figures["size_psnr"], base, "size vs PSNR-Y")]
+    if "latency" in figures:
+        parts += ["<h2>Latency</h2>", _html_img(figures["latency"], base, "latency vs patch size"),
+                  _html_table(*latency_table(evaluation), table_id="latency")]
+    parts += ["<h2>Bandwidth</h2>", _html_table(*bandwidth_table(evaluation), table_id="bandwidth"),
+              "<h2>Crops</h2>"]
+    for row in evaluation.rows:
+        if f"crops:{row.name}" in figures:
+            parts += [f"<h3>{html.escape(row.name)}</h3>",
+                      _html_img(figures[f"crops:{row.name}"], base, f"crops {row.name}")]
+    parts.append("<h2>Per image</h2>")
+    for row in evaluation.rows:
+        parts += [f"<h3>{html.escape(row.name)}</h3>", _html_table(*per_image_table(row))]
+    parts += ["<h2>Protocol</h2>", f"<p>{html.escape(evaluation.protocol)}</p>", "</body></html>"]
+    return "\n".join(parts)
+
+
+def write_report(evaluation: Evaluation, path: Path) -> Path:
+    """Write `path` (.md or .html) and its PNGs in `<stem>_files/` beside it; returns `path`."""
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind not in (".md", ".html", ".htm"):
+        raise BadInput(f"report must end in .md or .html, not '{path.name}'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = path.parent.resolve()
+    figures = write_figures(evaluation, base / f"{path.stem}_files")
+    text = markdown(evaluation, figures, base) if kind == ".md" else html_page(evaluation, figures, base)
+    path.write_text(text)
+    return path
