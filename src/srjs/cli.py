@@ -32,6 +32,10 @@ def cli(debug: bool) -> None:
         import os
 
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:  # Keras/TF deprecation chatter is for srjs's developers, not its users
+        import warnings
+
+        warnings.filterwarnings("ignore")
 
 
 @cli.command()
@@ -108,6 +112,39 @@ def patch(model_json, out, check, upscalerjs_compat):
         raise CheckFailed(f"{model_json}: {len(result.changes)} change(s) needed")
     if not result.changes:
         click.echo(f"{model_json}: nothing to change")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--runtime", "runtimes", default="node", show_default=True,
+              help="Comma-separated: node, browser.")
+@click.option("--backend", "backend_list", help="Comma-separated backends for every runtime "
+              "(default: node cpu,wasm; browser cpu,webgl).")
+@click.option("--tol", type=float, default=1e-4, show_default=True,
+              help="Max abs diff allowed, relative to the output's scale.")
+@click.option("--warm", type=int, default=3, show_default=True, help="Timed warm runs per backend.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report (srjs.verify/1).")
+def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
+    """Run the TF.js exports in real TF.js and compare with the Python model.
+
+    Exit 0 iff every format x runtime x backend is within --tol.
+
+    \b
+    Example:
+      srjs verify artifacts/slim-x4 --runtime node,browser --json verify.json
+    """
+    from srjs.verify import raise_if_failed, verify_model_dir, write_json
+
+    names = tuple(r.strip() for r in runtimes.split(",") if r.strip())
+    backends = None
+    if backend_list:
+        chosen = tuple(b.strip() for b in backend_list.split(",") if b.strip())
+        backends = {name: chosen for name in names}
+    report = verify_model_dir(model_dir, runtimes=names, backends=backends, rel_tol=tol, warm_runs=warm)
+    click.echo(report.table())
+    if json_path:
+        write_json(report, json_path)
+    raise_if_failed(report)
 
 
 def _csv(kind):

@@ -14,7 +14,8 @@ import srjs  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 
 @contextlib.contextmanager
-def _quiet_fds():
+def quiet_fds():
+    """Point fd 2 at /dev/null for TensorFlow's C++ logging (Python exceptions still propagate)."""
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         yield
         return
@@ -34,7 +35,7 @@ def quiet_import(name: str):
     """Import a TensorFlow-family module without its start-up noise on stderr/stdout."""
     if name in sys.modules:
         return sys.modules[name]
-    with _quiet_fds():
+    with quiet_fds():
         return importlib.import_module(name)
 
 
@@ -42,4 +43,4 @@ tf = quiet_import("tensorflow")
 keras = quiet_import("tf_keras")
 tf.get_logger().setLevel("ERROR")
 
-__all__ = ["tf", "keras", "quiet_import"]
+__all__ = ["tf", "keras", "quiet_import", "quiet_fds"]

@@ -15,10 +15,12 @@ def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool =
         save_serving_model(model, tmp / modeldir.SAVED_MODEL_DIR)
         if export_tfjs:
             from srjs.convert import export
+            from srjs.tf import quiet_fds
 
             options = tfjs_options or export.ExportOptions()
-            export.export_layers(model, tmp / modeldir.TFJS_LAYERS_DIR, manifest.scale, options)
-            export.export_graph(model, tmp / modeldir.TFJS_GRAPH_DIR, options)
+            with quiet_fds():  # grappler logs every optimisation pass to fd 2
+                export.export_layers(model, tmp / modeldir.TFJS_LAYERS_DIR, manifest.scale, options)
+                export.export_graph(model, tmp / modeldir.TFJS_GRAPH_DIR, options)
         modeldir.write_manifest(tmp, manifest)
     return manifest
 

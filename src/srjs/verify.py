@@ -1,0 +1,118 @@
+"""`srjs verify`: run a model dir's TF.js exports in real TF.js and compare with Python.
+
+The reference is the Keras model holding exactly the weights the TF.js artifact ships
+(dequantized as TF.js decodes them), so a quantized variant is checked for faithful
+execution, not for quantization error. Each format x runtime x backend gets one row: max
+abs diff against the reference, the tolerance, and load / first-run / warm timings.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from srjs import modeldir
+from srjs.errors import BadInput, CheckFailed
+
+SCHEMA = "srjs.verify/1"
+FORMATS = {"layers": modeldir.TFJS_LAYERS_DIR, "graph": modeldir.TFJS_GRAPH_DIR}
+DEFAULT_BACKENDS = {"node": ("cpu", "wasm"), "browser": ("cpu", "webgl")}
+DEFAULT_REL_TOL = 1e-4  # of the output's scale (max |reference|), for float32 arithmetic
+
+
+@dataclass
+class VerifyRow:
+    format: str
+    runtime: str
+    backend: str
+    max_abs_diff: float | None
+    tol: float
+    ok: bool
+    load_ms: float | None
+    first_ms: float | None
+    warm_ms: float | None
+    error: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    model_dir: str
+    input_shapes: list
+    rows: list[VerifyRow] = field(default_factory=list)
+    schema: str = SCHEMA
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(row.ok for row in self.rows)
+
+    def table(self) -> str:
+        lines = [f"{'format':7} {'runtime':8} {'backend':8} {'max|diff|':>11} {'tol':>9} "
+                 f"{'load ms':>8} {'first ms':>9} {'warm ms':>8}  result"]
+        for r in self.rows:
+            diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.3g}"
+            lines.append(f"{r.format:7} {r.runtime:8} {r.backend:8} {diff:>11} {r.tol:>9.3g} "
+                         f"{_ms(r.load_ms):>8} {_ms(r.first_ms):>9} {_ms(r.warm_ms):>8}  "
+                         f"{'ok' if r.ok else 'FAIL' + (': ' + r.error if r.error else '')}")
+        return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def verify_inputs(value_max: float, shapes=((20, 28),)) -> list[np.ndarray]:
+    """Photo crops (scikit-image's astronaut) in the model's range; sides divisible by 4 so
+    every scale's pixel-unshuffle applies."""
+    from skimage import data
+
+    photo = data.astronaut().astype(np.float32) * (value_max / 255.0)
+    return [np.ascontiguousarray(photo[100:100 + h, 180:180 + w][None]) for h, w in shapes]
+
+
+def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None = None,
+                     rel_tol: float = DEFAULT_REL_TOL, warm_runs: int = 3,
+                     shapes=((20, 28),)) -> VerifyReport:
+    """Run every TF.js export of `model_dir` in each runtime/backend; see the module doc."""
+    from srjs.evaluate.shipped import load_shipped
+    from srjs.runtime import run_tfjs
+
+    model_dir = Path(model_dir)
+    manifest = modeldir.read_manifest(model_dir)
+    models = [(model_dir / folder / "model.json", fmt) for fmt, folder in FORMATS.items()
+              if (model_dir / folder / "model.json").is_file()]
+    if not models:
+        raise BadInput(f"'{model_dir}' has no TF.js exports to verify (convert without --no-tfjs)")
+    inputs = verify_inputs(manifest.value_max, shapes)
+    reference_model = load_shipped(model_dir)
+    references = [np.asarray(reference_model(x, training=False)) for x in inputs]
+    tol = rel_tol * max(float(np.abs(ref).max()) for ref in references)
+
+    report = VerifyReport(str(model_dir), [list(x.shape) for x in inputs])
+    for runtime in runtimes:
+        chosen = (backends or {}).get(runtime) or DEFAULT_BACKENDS.get(runtime)
+        if chosen is None:
+            raise BadInput(f"unknown runtime '{runtime}' (known: {', '.join(DEFAULT_BACKENDS)})")
+        for result in run_tfjs(models, inputs, runtime=runtime, backends=chosen, warm_runs=warm_runs):
+            diff = None
+            if result.ok:
+                diff = max(float(np.abs(out - ref).max()) for out, ref in zip(result.outputs, references))
+            report.rows.append(VerifyRow(
+                format=result.format, runtime=runtime, backend=result.backend, max_abs_diff=diff,
+                tol=tol, ok=result.ok and diff is not None and diff <= tol,
+                load_ms=result.load_ms, first_ms=result.first_ms, warm_ms=result.warm_ms,
+                error=result.error,
+            ))
+    return report
+
+
+def write_json(report: VerifyReport, path: Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(asdict(report) | {"ok": report.ok}, indent=2) + "\n")
+
+
+def raise_if_failed(report: VerifyReport) -> None:
+    failed = [f"{r.format}/{r.runtime}/{r.backend}" for r in report.rows if not r.ok]
+    if failed:
+        raise CheckFailed(f"verify failed for {', '.join(failed)} (tolerance {report.rows[0].tol:.3g})")
