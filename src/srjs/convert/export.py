@@ -1,0 +1,185 @@
+"""tf_keras model -> TF.js layers model and TF.js graph model (a model dir's tfjs_layers/, tfjs_graph/).
+
+Layers: tensorflowjs' Keras converter, then the custom layers renamed the way UpscalerJS
+registers them in JS (PixelShuffle{N}x with config `scale`, MultiplyBeta with `beta`), so the
+package loads in UpscalerJS unmodified.
+Graph: a SavedModel with a float32 [1,H,W,3] serving signature (H, W dynamic), converted with
+the converter's grappler passes (conv+bias+activation fused; DepthToSpace is a native op, so
+no custom JS is needed), after the exact simplifications in `fold`.
+
+Both writers are deterministic (same model -> byte-identical files) and atomic (built in a
+temporary sibling folder, renamed into place at the end).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from srjs.convert.patch import patch_model_json
+from srjs.errors import BadInput
+from srjs.tf import keras, tf
+
+MODEL_JSON = "model.json"
+
+
+@dataclass
+class ExportOptions:
+    """How export writes a TF.js model.
+
+    shard_bytes: largest weight shard file, in bytes.
+    upscalerjs_compat: top-level class_name "Model" instead of "Functional", for tfjs runtimes
+        older than 3.x (UpscalerJS 0.x pins such runtimes).
+    quantization: tensorflowjs quantization_dtype_map, e.g. {"uint8": "*"}; None = float32.
+    """
+
+    shard_bytes: int = 4 * 1024 * 1024
+    upscalerjs_compat: bool = False
+    quantization: dict | None = None
+
+
+def tensorflowjs():
+    """The tensorflowjs module.
+
+    Its tensorflow_hub import needs pkg_resources.parse_version, which setuptools>=81 no
+    longer ships; a one-function stand-in keeps `import tensorflowjs` working either way.
+    tensorflowjs also imports tensorflow_decision_forests, whose welcome banner imports
+    IPython whenever stdout is not a terminal (pytest, pipes); the banner is turned off.
+    """
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    try:
+        import pkg_resources  # noqa: F401
+    except ModuleNotFoundError:
+        from packaging.version import parse
+
+        shim = types.ModuleType("pkg_resources")
+        shim.parse_version = parse  # the one name tensorflow_hub 0.16 uses
+        sys.modules["pkg_resources"] = shim
+    import tensorflowjs
+
+    return tensorflowjs
+
+
+def export_layers(model: keras.Model, out_dir: Path, scale: int, opts: ExportOptions = ExportOptions()) -> Path:
+    """Write `model` as a TF.js layers model into `out_dir` (model.json + shards).
+
+    `scale` is the upscaling factor, used to name PixelShuffle layers PixelShuffle{scale}x.
+    Returns the path of model.json.
+    """
+    out_dir = Path(out_dir)
+    tfjs = tensorflowjs()
+    with _atomic_dir(out_dir) as tmp:
+        # save_keras_model goes through a temporary .h5, which gives the weight names
+        # (layer/kernel) and order tfjs-layers expects.
+        tfjs.converters.save_keras_model(
+            model, str(tmp), quantization_dtype_map=opts.quantization, weight_shard_size_bytes=opts.shard_bytes)
+        path = tmp / MODEL_JSON
+        data = json.loads(path.read_text())
+        # patch names custom layers as UpscalerJS registers them (PixelShuffle -> PixelShuffle{N}x)
+        # and applies upscalerjs_compat's top-level "Model"
+        data = patch_model_json(data, upscalerjs_compat=opts.upscalerjs_compat, scale=scale).data
+        _write_json(path, data)
+    return out_dir / MODEL_JSON
+
+
+def export_saved_model(model: keras.Model, out_dir: Path) -> Path:
+    """Write a SavedModel whose serving_default maps float32 [1,H,W,3] "input" -> "output".
+
+    H and W are dynamic. The folder is written atomically; returns `out_dir`.
+    """
+    out_dir = Path(out_dir)
+    spec = tf.TensorSpec([1, None, None, 3], tf.float32, name="input")
+
+    @tf.function(input_signature=[spec])
+    def serve(input):  # noqa: A002 - the argument name becomes the signature's input name
+        return {"output": model(input, training=False)}
+
+    module = tf.Module()
+    module.model = model  # tracked so its variables are saved
+    module.serve = serve
+    with _atomic_dir(out_dir) as tmp:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": serve})
+    return out_dir
+
+
+def export_graph(model: keras.Model, out_dir: Path, opts: ExportOptions = ExportOptions(),
+                 simplify: bool = True) -> Path:
+    """Write `model` as a TF.js graph model into `out_dir` (model.json + shards).
+
+    simplify: apply `fold.simplify` first (exact: folds constant scales and activations into
+    convs, drops identity layers). Returns the path of model.json.
+    """
+    out_dir = Path(out_dir)
+    tfjs = tensorflowjs()
+    if simplify:
+        from srjs.convert.fold import simplify as fold
+
+        model = fold(model).model
+    with tempfile.TemporaryDirectory(prefix=".srjs-savedmodel-") as scratch:
+        saved = export_saved_model(model, Path(scratch) / "saved_model")
+        with _atomic_dir(out_dir) as tmp:
+            tfjs.converters.convert_tf_saved_model(
+                str(saved), str(tmp), signature_def="serving_default", saved_model_tags="serve",
+                quantization_dtype_map=opts.quantization, weight_shard_size_bytes=opts.shard_bytes)
+            path = tmp / MODEL_JSON
+            _write_json(path, _canonical_graph_json(json.loads(path.read_text())))
+    return out_dir / MODEL_JSON
+
+
+def _canonical_graph_json(data: dict) -> dict:
+    """Graph model.json with protobuf-map-derived objects in sorted key order.
+
+    The converter serialises node attributes from protobuf maps, whose iteration order
+    changes between runs; sorting them (not the top level, whose order is fixed and read by
+    people) makes the file byte-stable.
+    """
+    def ordered(value):
+        if isinstance(value, dict):
+            return {k: ordered(value[k]) for k in sorted(value)}
+        if isinstance(value, list):
+            return [ordered(v) for v in value]
+        return value
+
+    return {key: ordered(value) if key in ("modelTopology", "signature", "modelInitializer") else value
+            for key, value in data.items()}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    # Insertion order is the converter's (itself fixed), so no sort: tfjs readers and humans
+    # expect format/generatedBy/... first.
+    path.write_text(json.dumps(data))
+
+
+class _atomic_dir:
+    """Context manager: a temporary sibling of `target`, renamed onto `target` on success."""
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+
+    def __enter__(self) -> Path:
+        t = self.target
+        if t.exists() and (not t.is_dir() or (any(t.iterdir()) and not (t / MODEL_JSON).exists())):
+            # only a previous export is replaced, so a typo cannot wipe an unrelated folder
+            raise BadInput(f"'{t}' exists and is not a TF.js model folder; refusing to overwrite it")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f".{self.target.name}.tmp-"))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes 0700; a package folder should be readable
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            self.target.rename(old)
+            self.tmp.rename(self.target)
+            shutil.rmtree(old)
+        else:
+            self.tmp.rename(self.target)
+        return False

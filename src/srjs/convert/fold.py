@@ -1,0 +1,194 @@
+"""Exact graph simplification of a functional tf_keras model, before graph export.
+
+Three rewrites, each exact up to float32 rounding:
+- a constant scale right after a linear Conv2D (MultiplyBeta, or a Lambda that computes x*c)
+  is folded into that conv's kernel and bias: conv(x)*c == conv_{W*c, b*c}(x);
+- an activation layer right after a linear Conv2D becomes the conv's own activation, so the
+  graph holds one fused conv instead of conv + activation;
+- identity layers (Activation('linear'), Dropout at inference, scale 1) are dropped.
+A rewrite applies only where the conv's output has no other consumer and neither layer is
+shared (called more than once), so no other path sees a changed tensor.
+
+The result is a new model (cloned layers, adjusted weights); the input model is untouched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from srjs.tf import keras, tf
+
+# Layers that compute the identity at inference time.
+_DROPOUTS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+             "GaussianDropout", "GaussianNoise", "AlphaDropout")
+# A Lambda counts as a constant multiply if it matches x*c this closely on random probes;
+# float32 rounding of x*c vs x/(1/c) is ~6e-8.
+_PROBE_RTOL = 1e-6
+
+
+@dataclass
+class FoldResult:
+    """The simplified model and what changed (layer names of the input model)."""
+
+    model: keras.Model
+    folded_scales: dict[str, str] = field(default_factory=dict)  # scale layer -> conv it went into
+    merged_activations: dict[str, str] = field(default_factory=dict)  # activation layer -> conv
+    dropped: list[str] = field(default_factory=list)  # identity layers removed
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.folded_scales or self.merged_activations or self.dropped)
+
+
+def constant_scale(layer: keras.layers.Layer, channels: int | None = None) -> float | None:
+    """The constant c if `layer` computes exactly x*c elementwise (shape kept), else None.
+
+    MultiplyBeta is read from its `beta`; a Lambda is probed on random inputs with
+    `channels` channels (its function may depend on the channel count).
+    """
+    if type(layer).__name__ == "MultiplyBeta" and hasattr(layer, "beta"):
+        return float(layer.beta)
+    if not isinstance(layer, keras.layers.Lambda) or channels is None:
+        return None
+    rng = np.random.default_rng(0)
+    estimates = []
+    for shape in ((1, 3, 5, channels), (1, 4, 2, channels)):
+        x = rng.uniform(0.5, 2.0, size=shape).astype(np.float32) * rng.choice([-1.0, 1.0], size=shape).astype(np.float32)
+        try:
+            y = np.asarray(layer(tf.constant(x)), dtype=np.float64)
+        except Exception:  # noqa: BLE001 - a Lambda that cannot take this input is not a scale
+            return None
+        if y.shape != x.shape:
+            return None
+        c = float(np.median(y / x))
+        if not np.allclose(y, c * x.astype(np.float64), rtol=_PROBE_RTOL, atol=0):
+            return None
+        estimates.append(c)
+    if not np.isclose(estimates[0], estimates[1], rtol=_PROBE_RTOL, atol=0):
+        return None
+    return float(np.float32(estimates[0]))
+
+
+def _is_identity(layer: keras.layers.Layer, channels: int | None) -> bool:
+    name = type(layer).__name__
+    if name in _DROPOUTS:
+        return True
+    if isinstance(layer, keras.layers.Activation):
+        return keras.activations.serialize(layer.activation) == "linear"
+    return constant_scale(layer, channels) == 1.0
+
+
+def _is_linear_conv(layer: keras.layers.Layer) -> bool:
+    return (type(layer) is keras.layers.Conv2D
+            and keras.activations.serialize(layer.activation) == "linear")
+
+
+def _inputs(entry: dict) -> list[list[tuple[str, int, int, dict]]]:
+    """Per call of the layer: its inputs as (layer name, node index, tensor index, kwargs)."""
+    calls = []
+    for node in entry["inbound_nodes"]:
+        if not isinstance(node, list):
+            raise ValueError(f"layer '{entry['name']}' has an inbound node in an unknown format: {node!r}")
+        calls.append([(ref[0], int(ref[1]), int(ref[2]), ref[3] if len(ref) > 3 else {}) for ref in node])
+    return calls
+
+
+def simplify(model: keras.Model) -> FoldResult:
+    """Fold constant scales and activations into linear convs and drop identity layers.
+
+    `model` must be a functional tf_keras model. Outputs match the input model's within
+    float32 rounding (about 1e-6 relative).
+    """
+    config = model.get_config()
+    if "layers" not in config or "output_layers" not in config:
+        raise ValueError("simplify needs a functional tf_keras model")
+    entries = config["layers"]
+    calls = {e["name"]: _inputs(e) for e in entries}
+
+    consumers: dict[tuple[str, int, int], int] = {}
+    for name, layer_calls in calls.items():
+        for refs in layer_calls:
+            for ref in refs:
+                consumers[ref[:3]] = consumers.get(ref[:3], 0) + 1
+    for ref in config["output_layers"]:
+        key = (ref[0], int(ref[1]), int(ref[2]))
+        consumers[key] = consumers.get(key, 0) + 1
+
+    alias: dict[tuple[str, int, int], tuple[str, int, int]] = {}  # removed output -> replacement
+    scale: dict[str, float] = {}  # conv name -> accumulated constant factor
+    activation: dict[str, str] = {}  # conv name -> activation merged into it
+    result = FoldResult(model=model)
+
+    def resolve(key):
+        while key in alias:
+            key = alias[key]
+        return key
+
+    for entry in entries:
+        name = entry["name"]
+        layer = model.get_layer(name)
+        if len(calls[name]) != 1 or len(calls[name][0]) != 1:
+            continue
+        src = resolve(calls[name][0][0][:3])
+        out = (name, 0, 0)
+        producer = model.get_layer(src[0])
+        channels = layer.input_shape[-1] if isinstance(layer.input_shape, tuple) else None
+        foldable = (_is_linear_conv(producer) and src[0] not in activation and len(calls[src[0]]) == 1
+                    and consumers.get(src, 0) == 1)
+        if _is_identity(layer, channels):
+            result.dropped.append(name)
+        elif foldable and (c := constant_scale(layer, channels)) is not None:
+            scale[src[0]] = scale.get(src[0], 1.0) * c
+            result.folded_scales[name] = src[0]
+        elif foldable and isinstance(layer, keras.layers.Activation):
+            activation[src[0]] = keras.activations.serialize(layer.activation)
+            result.merged_activations[name] = src[0]
+        else:
+            continue
+        alias[out] = src
+        consumers[src] = consumers.get(src, 0) - 1 + consumers.get(out, 0)
+
+    if not result.changed:
+        return result
+    result.model = _rebuild(model, config, calls, resolve, {key[0] for key in alias}, scale, activation)
+    return result
+
+
+def _clone(layer: keras.layers.Layer, activation: str | None) -> keras.layers.Layer:
+    if isinstance(layer, keras.layers.Lambda):
+        return layer  # no weights to protect, and re-deserialising its bytecode buys nothing
+    cfg = layer.get_config()
+    if activation is not None:
+        cfg["activation"] = activation
+    return type(layer).from_config(cfg)
+
+
+def _rebuild(model, config, calls, resolve, removed, scale, activation) -> keras.Model:
+    tensors: dict[tuple[str, int, int], object] = {}
+    for entry in config["layers"]:
+        name = entry["name"]
+        if name in removed:
+            continue
+        layer = model.get_layer(name)
+        if isinstance(layer, keras.layers.InputLayer):
+            spec = layer.get_config()
+            tensors[(name, 0, 0)] = keras.Input(batch_shape=spec["batch_input_shape"], dtype=spec["dtype"], name=name)
+            continue
+        clone = _clone(layer, activation.get(name))
+        for node_index, refs in enumerate(calls[name]):
+            args = [tensors[resolve(ref[:3])] for ref in refs]
+            kwargs = refs[0][3] if refs else {}
+            outputs = clone(args[0] if len(args) == 1 else args, **kwargs)
+            for tensor_index, tensor in enumerate(tf.nest.flatten(outputs)):
+                tensors[(name, node_index, tensor_index)] = tensor
+        weights = layer.get_weights()
+        if name in scale:
+            c = np.float64(scale[name])
+            weights = [(w.astype(np.float64) * c).astype(w.dtype) for w in weights]
+        clone.set_weights(weights)
+    outputs = [tensors[resolve((r[0], int(r[1]), int(r[2])))] for r in config["output_layers"]]
+    inputs = [tensors[(r[0], int(r[1]), int(r[2]))] for r in config["input_layers"]]
+    return keras.Model(inputs=inputs if len(inputs) > 1 else inputs[0],
+                       outputs=outputs if len(outputs) > 1 else outputs[0], name=model.name)
+
