@@ -46,7 +46,10 @@ def cli(debug: bool) -> None:
 @click.option("--name", help="Model name for the manifest (default: from the source).")
 @click.option("--value-range", type=click.Choice(["0-1", "0-255"]), help="Override the input/output range.")
 @click.option("--no-tfjs", is_flag=True, help="Skip the TF.js exports (Keras + SavedModel only).")
-def convert(source, out, arch, scale, name, value_range, no_tfjs):
+@click.option("--upscalerjs-compat", is_flag=True, help="Top-level class 'Model' for old tfjs runtimes.")
+@click.option("--shard-mb", type=click.FloatRange(min=0.001), default=4.0, show_default=True,
+              help="TF.js weight shard size in MiB.")
+def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_compat, shard_mb):
     """Convert a checkpoint into a model dir.
 
     SOURCE is a .pth/.pt, .safetensors, Keras .h5/.keras, SavedModel dir, TF.js layers
@@ -59,8 +62,9 @@ def convert(source, out, arch, scale, name, value_range, no_tfjs):
     """
     from srjs.convert.run import convert_checkpoint
 
-    manifest = convert_checkpoint(source, out, arch=arch, scale=scale, name=name,
-                                  value_range=value_range, export_tfjs=not no_tfjs)
+    manifest = convert_checkpoint(source, out, arch=arch, scale=scale, name=name, value_range=value_range,
+                                  export_tfjs=not no_tfjs, upscalerjs_compat=upscalerjs_compat,
+                                  shard_mb=shard_mb)
     click.echo(f"{manifest.name}: {manifest.arch} x{manifest.scale} {manifest.arch_params} "
                f"range {manifest.value_range} -> {out}")
 
@@ -70,7 +74,9 @@ def convert(source, out, arch, scale, name, value_range, no_tfjs):
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
 @click.option("--tile", type=int, help="Patch size in input pixels (default: whole image).")
-@click.option("--pad", type=int, default=None, help="Padding around each patch (default: the model's seam-free padding, else 8).")
+@click.option("--pad", type=click.IntRange(min=0), default=None,
+              help="Context pixels per patch side (default: the seam-free padding recorded by "
+                   "`srjs evaluate`, else measured on this image).")
 @click.option("--runtime", type=click.Choice(["python", "node"]), default="python", show_default=True)
 def upscale(model_dir, image, out, tile, pad, runtime):
     """Upscale one image (png/jpg/webp/bmp/tiff, or .npy float32 HxWx3 in the model's range).
@@ -79,12 +85,9 @@ def upscale(model_dir, image, out, tile, pad, runtime):
     Example:
       srjs upscale artifacts/slim-x4 photo.png -o photo-x4.png --tile 64 --pad 8
     """
-    from srjs import modeldir
     from srjs.upscale import upscale_file
 
-    if tile is not None and pad is None:
-        pad = modeldir.read_manifest(model_dir).results.get("seam_free_padding", 8)
-    height, width = upscale_file(model_dir, image, out, tile=tile, pad=pad or 0, runtime=runtime,
+    height, width = upscale_file(model_dir, image, out, tile=tile, pad=pad, runtime=runtime,
                                  progress=tile is not None)
     click.echo(f"wrote {out} ({width}x{height})")
 

@@ -91,6 +91,20 @@ def read_manifest(root: Path) -> Manifest:
         raise BadInput(f"'{path}' is not a valid srjs manifest: {err}") from None
 
 
+def record_results(root: Path, **results) -> Manifest:
+    """Merge measured facts (e.g. seam_free_padding) into the manifest's `results`, atomically.
+
+    Only manifest.json changes, so the file index stays valid.
+    """
+    manifest = read_manifest(root)
+    manifest.results.update(results)
+    path = Path(root) / MANIFEST
+    tmp = path.with_name(f".{MANIFEST}.tmp")
+    tmp.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return manifest
+
+
 @contextlib.contextmanager
 def atomic_dir(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; on success it replaces `out` in one rename.

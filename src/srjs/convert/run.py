@@ -17,11 +17,14 @@ VALUE_RANGES = {"0-1": [0, 1], "0-255": [0, 255]}
 
 def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int | None = None,
                        name: str | None = None, value_range: str | None = None,
-                       export_tfjs: bool = True) -> Manifest:
+                       export_tfjs: bool = True, upscalerjs_compat: bool = False,
+                       shard_mb: float = 4.0) -> Manifest:
     """Convert `source` (a path or npm:<pkg>@<ver>/<path>) into the model dir `out`.
 
     value_range: '0-1' or '0-255' overrides what the source says; by default an npm
-    package's own model definition decides, else the architecture family's convention.
+    package's own model definition decides, else the family's convention, else a probe.
+    upscalerjs_compat writes top-level class 'Model' for tfjs runtimes older than 3.x;
+    shard_mb is the TF.js weight shard size in MiB.
     """
     hints: dict = {}
     if npm.is_npm_spec(source):
@@ -53,7 +56,10 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
             "sha256": modeldir.sha256_file(path) if path.is_file() else None,
         },
     )
-    return write_model_dir(built.model, Path(out), manifest, export_tfjs=export_tfjs)
+    from srjs.convert.export import ExportOptions
+
+    options = ExportOptions(shard_bytes=int(shard_mb * 1024 * 1024), upscalerjs_compat=upscalerjs_compat)
+    return write_model_dir(built.model, Path(out), manifest, export_tfjs=export_tfjs, tfjs_options=options)
 
 
 # Families whose published checkpoints agree on one range (BasicSR trains on [0, 1]); the

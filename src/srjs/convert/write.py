@@ -31,11 +31,15 @@ def save_keras(model, path: Path) -> None:
 
 
 def save_serving_model(model, path: Path) -> None:
-    """SavedModel whose serving_default maps float32 [1,H,W,3] -> [1,H*s,W*s,3], H and W free."""
+    """SavedModel whose serving_default maps float32 [1,H,W,3] -> [1,H*s,W*s,3], H and W free.
+
+    Saved through Keras so it also carries Keras metadata: `srjs convert saved_model/` (or
+    keras.models.load_model) gets the full model back.
+    """
     from srjs.tf import tf
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="input")])
-    def serve(image):
-        return {"output": model(image, training=False)}
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="input")])
+    def serve(input):  # noqa: A002 - the argument name becomes the signature's input name
+        return {"output": model(input, training=False)}
 
-    tf.saved_model.save(model, str(path), signatures={"serving_default": serve})
+    model.save(str(path), save_format="tf", signatures={"serving_default": serve}, include_optimizer=False)
