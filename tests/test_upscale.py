@@ -11,7 +11,7 @@ from srjs.evaluate.tiling import seam_free_padding, upscale_tiled
 from srjs.upscale import keras_runner
 from tests.conftest import SLIM_X2, run_cli
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (the test extra; make test installs it)
 
 from tests.torch_reference import RRDBNet, SRVGGNetCompact  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import run_cli
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (the test extra; make test installs it)
 
 from tests.torch_reference import RRDBNet, SRVGGNetCompact  # noqa: E402
 

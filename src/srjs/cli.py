@@ -11,8 +11,6 @@ from pathlib import Path
 
 import click
 
-from srjs.errors import BadInput
-
 _DEBUG = {"on": False}
 
 

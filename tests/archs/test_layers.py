@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (the test extra; make test installs it)
 
 from srjs.archs import custom_objects  # noqa: E402
 from srjs.archs.layers import MultiplyBeta, PixelShuffle, PixelUnshuffle, torch_to_tf_depth_order  # noqa: E402

@@ -8,14 +8,11 @@ rdn / rrdn: the real UpscalerJS models -> weights decoded by tensorflowjs -> det
 from __future__ import annotations
 
 import json
-import os
-import sys
-import types
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")  # the test extra
+import torch  # noqa: E402  (the test extra; make test installs it)
 
 from srjs.archs import ARCHS, custom_objects, detect_arch, get_arch  # noqa: E402
 from srjs.tf import keras  # noqa: E402
@@ -73,18 +70,10 @@ def test_torch_parity(case):
 
 
 def tensorflowjs():
-    """Import tensorflowjs. Its tensorflow_hub import needs pkg_resources (gone in
-    setuptools>=81), and tensorflow_decision_forests' banner imports IPython under pytest."""
-    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        from packaging.version import parse
+    """The tensorflowjs module, imported quietly (see srjs.tf.quiet_import)."""
+    from srjs.tf import quiet_import
 
-        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
-    import tensorflowjs as tfjs
-
-    return tfjs
+    return quiet_import("tensorflowjs")
 
 
 @pytest.mark.slow

@@ -18,14 +18,6 @@ from pathlib import Path
 os.environ["TF_USE_LEGACY_KERAS"] = "0"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-try:
-    import pkg_resources  # noqa: F401
-except ModuleNotFoundError:  # setuptools>=81 dropped it; tensorflow_hub (via tensorflowjs) needs one name
-    import types
-
-    from packaging.version import parse
-
-    sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
 os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
 
 import numpy as np  # noqa: E402

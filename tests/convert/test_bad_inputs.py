@@ -8,10 +8,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (the test extra; make test installs it)
 
 from tests.torch_reference import RRDBNet  # noqa: E402
 

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")  # the test extra; make test installs it
+import torch  # noqa: E402  (the test extra; make test installs it)
 
 from tests.conftest import run_cli  # noqa: E402
 from tests.torch_reference import RRDBNet, SRVGGNetCompact  # noqa: E402

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +21,10 @@ ISR_GANS = "npm:@upscalerjs/models@0.9.0/models/idealo/gans/model.json"
 
 
 def tensorflowjs():
-    """tensorflowjs, importable although setuptools>=81 lacks the pkg_resources it wants."""
-    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
-    try:
-        import pkg_resources  # noqa: F401
-    except ModuleNotFoundError:
-        from packaging.version import parse
+    """The tensorflowjs module, imported quietly (see srjs.tf.quiet_import)."""
+    from srjs.tf import quiet_import
 
-        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
-    import tensorflowjs as tfjs
-
-    return tfjs
+    return quiet_import("tensorflowjs")
 
 
 def custom_layers() -> dict:

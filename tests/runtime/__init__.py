@@ -7,9 +7,6 @@ layers are checked against a second implementation.
 from __future__ import annotations
 
 import functools
-import os
-import sys
-import types
 
 import numpy as np
 
@@ -18,20 +15,10 @@ from srjs.tf import keras, tf
 
 
 def tensorflowjs():
-    """`import tensorflowjs`, which (through tensorflow_hub) needs pkg_resources.parse_version,
-    gone from setuptools>=81; a one-name stand-in keeps it importable."""
-    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
-    try:
-        import pkg_resources  # noqa: F401
-    except ModuleNotFoundError:
-        from packaging.version import parse
+    """The tensorflowjs module, imported quietly (see srjs.tf.quiet_import)."""
+    from srjs.tf import quiet_import
 
-        sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
-        sys.modules["pkg_resources"].parse_version = parse
-    import tensorflowjs as tfjs
-
-    return tfjs
-
+    return quiet_import("tensorflowjs")
 
 class MultiplyBeta(keras.layers.Layer):
     def __init__(self, beta=0.2, **kwargs):

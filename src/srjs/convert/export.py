@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,25 +42,10 @@ class ExportOptions:
 
 
 def tensorflowjs():
-    """The tensorflowjs module.
+    """The tensorflowjs module, imported quietly (see srjs.tf.quiet_import)."""
+    from srjs.tf import quiet_import
 
-    Its tensorflow_hub import needs pkg_resources.parse_version, which setuptools>=81 no
-    longer ships; a one-function stand-in keeps `import tensorflowjs` working either way.
-    tensorflowjs also imports tensorflow_decision_forests, whose welcome banner imports
-    IPython whenever stdout is not a terminal (pytest, pipes); the banner is turned off.
-    """
-    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
-    try:
-        import pkg_resources  # noqa: F401
-    except ModuleNotFoundError:
-        from packaging.version import parse
-
-        shim = types.ModuleType("pkg_resources")
-        shim.parse_version = parse  # the one name tensorflow_hub 0.16 uses
-        sys.modules["pkg_resources"] = shim
-    import tensorflowjs
-
-    return tensorflowjs
+    return quiet_import("tensorflowjs")
 
 
 def export_layers(model: keras.Model, out_dir: Path, scale: int, opts: ExportOptions = ExportOptions()) -> Path:
