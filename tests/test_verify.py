@@ -64,6 +64,8 @@ def test_exports_pass_verify_in_node_and_browser(name, converted, torch_checkpoi
     for row in report.rows:
         assert row.ok, (row.format, row.runtime, row.backend, row.max_abs_diff, row.tol, row.error)
         assert row.warm_ms > 0 and row.load_ms >= 0
+    # The layers export needs no hand edits: `srjs patch --check` finds nothing to change.
+    assert run_cli("patch", model_dir / "tfjs_layers" / "model.json", "--check").exit_code == 0
 
 
 def test_verify_cli_writes_json_and_fails_on_a_broken_export(converted, tmp_path):
