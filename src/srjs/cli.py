@@ -62,7 +62,7 @@ def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_com
 
     manifest = convert_checkpoint(source, out, arch=arch, scale=scale, name=name, value_range=value_range,
                                   export_tfjs=not no_tfjs, upscalerjs_compat=upscalerjs_compat,
-                                  shard_mb=shard_mb)
+                                  shard_mb=shard_mb, progress=True)
     click.echo(f"{manifest.name}: {manifest.arch} x{manifest.scale} {manifest.arch_params} "
                f"range {manifest.value_range} -> {out}")
 

@@ -1,6 +1,7 @@
 """`srjs convert`: any supported checkpoint -> a model dir."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from srjs import modeldir
@@ -18,7 +19,7 @@ VALUE_RANGES = {"0-1": [0, 1], "0-255": [0, 255]}
 def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int | None = None,
                        name: str | None = None, value_range: str | None = None,
                        export_tfjs: bool = True, upscalerjs_compat: bool = False,
-                       shard_mb: float = 4.0) -> Manifest:
+                       shard_mb: float = 4.0, progress: bool = False) -> Manifest:
     """Convert `source` (a path or npm:<pkg>@<ver>/<path>) into the model dir `out`.
 
     value_range: '0-1' or '0-255' overrides what the source says; by default an npm
@@ -36,7 +37,16 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
     if value_range is not None and value_range not in VALUE_RANGES:
         raise BadInput(f"--value-range must be one of {', '.join(VALUE_RANGES)}, not '{value_range}'")
 
+    from tqdm import tqdm
+
+    # The bar writes to its own copy of stderr: TensorFlow's export steps silence fd 2.
+    stream = os.fdopen(os.dup(2), "w") if progress else None
+    bar = tqdm(total=5 + 2 * export_tfjs, desc="convert", unit="step", disable=not progress,
+               leave=False, file=stream)
+    step = _stepper(bar)
+    step("read")
     checkpoint = read_checkpoint(path)
+    step("build")
     built = build_model(checkpoint, arch=arch, scale=scale)
     expected_scale = hints.get("scale_hint")
     if scale is None and expected_scale and expected_scale != built.scale:
@@ -59,7 +69,25 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
     from srjs.convert.export import ExportOptions
 
     options = ExportOptions(shard_bytes=int(shard_mb * 1024 * 1024), upscalerjs_compat=upscalerjs_compat)
-    return write_model_dir(built.model, Path(out), manifest, export_tfjs=export_tfjs, tfjs_options=options)
+    try:
+        return write_model_dir(built.model, Path(out), manifest, export_tfjs=export_tfjs,
+                               tfjs_options=options, step=step)
+    finally:
+        bar.close()
+        if stream is not None:
+            stream.close()
+
+
+def _stepper(bar):
+    first = [True]
+
+    def step(name: str) -> None:
+        if not first[0]:
+            bar.update(1)
+        first[0] = False
+        bar.set_postfix_str(name)
+
+    return step
 
 
 # Families whose published checkpoints agree on one range (BasicSR trains on [0, 1]); the

@@ -8,10 +8,15 @@ from srjs.modeldir import Manifest
 
 
 def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool = True,
-                    tfjs_options=None) -> Manifest:
-    """Atomically write `out` with every format of `model` and its manifest."""
+                    tfjs_options=None, step=lambda name: None) -> Manifest:
+    """Atomically write `out` with every format of `model` and its manifest.
+
+    step(name) is called before each format is written (progress reporting).
+    """
     with modeldir.atomic_dir(out) as tmp:
+        step("keras")
         save_keras(model, tmp / modeldir.KERAS_FILE)
+        step("saved_model")
         save_serving_model(model, tmp / modeldir.SAVED_MODEL_DIR)
         if export_tfjs:
             from srjs.convert import export
@@ -19,8 +24,11 @@ def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool =
 
             options = tfjs_options or export.ExportOptions()
             with quiet_fds():  # grappler logs every optimisation pass to fd 2
+                step("tfjs_layers")
                 export.export_layers(model, tmp / modeldir.TFJS_LAYERS_DIR, manifest.scale, options)
+                step("tfjs_graph")
                 export.export_graph(model, tmp / modeldir.TFJS_GRAPH_DIR, options)
+        step("manifest")
         modeldir.write_manifest(tmp, manifest)
     return manifest
 
