@@ -304,3 +304,34 @@ def test_extra_weight(exported):
         f.write(np.zeros(2, np.float32).tobytes())
     with pytest.raises(BadInput, match="weight 'ghost/kernel' belongs to no layer of the model"):
         validate_weights_manifest(exported)
+
+
+# ------------------------------------------------------------------ in real TF.js (Node)
+
+@pytest.mark.slow
+def test_patched_files_load_and_match_in_tfjs_node(keras3, keras2_lambda, tmp_path):
+    """Each broken file fails in TF.js as produced, and loads and matches once patched."""
+    from srjs.runtime import run_tfjs
+
+    x = np.load(keras3 / "input.npy")
+    model, keras2_src = keras2_lambda
+    cases = {  # name: (as produced, expected output)
+        "keras3-save_keras_model": (keras3 / "net" / "save_keras_model" / "model.json",
+                                    np.load(keras3 / "net" / "expected.npy")),
+        "keras3-keras_keras3": (keras3 / "net" / "keras_keras3" / "model.json",
+                                np.load(keras3 / "net" / "expected.npy")),
+        "keras3-lambdas": (keras3 / "lambdas" / "save_keras_model" / "model.json",
+                           np.load(keras3 / "lambdas" / "expected.npy")),
+        "keras2-lambda-pixel-shuffle": (keras2_src, model.predict(x, verbose=0)),
+    }
+    fixed = {}
+    for name, (src, _) in cases.items():
+        fixed[name] = tmp_path / name / "model.json"
+        patch_file(src, fixed[name])
+    raw = run_tfjs([(src, "layers") for src, _ in cases.values()], [x], runtime="node", warm_runs=0)
+    for name, result in zip(cases, raw):
+        assert result.error is not None, f"{name} loaded in TF.js without patching"
+    patched = run_tfjs([(fixed[name], "layers") for name in cases], [x], runtime="node", warm_runs=0)
+    for name, result in zip(cases, patched):
+        assert result.error is None, (name, result.error)
+        assert np.abs(result.outputs[0] - cases[name][1]).max() < 1e-4, name
