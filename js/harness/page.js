@@ -4,23 +4,18 @@
 import { parseNpy } from './npy.mjs';
 import { registerCustomLayers } from './layers.mjs';
 import { runJob } from './core.mjs';
-import { fetchBytes, putBytes } from './http.mjs';
+import { fetchBytes, fetchWhole, openRequests, putBytes } from './http.mjs';
 
 const tf = window.tf;
 tf.wasm.setWasmPaths(new URL('../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url).href);
 registerCustomLayers(tf);
 
-// TF.js's HTTP loader reads a 404 page as weight bytes; failing the fetch names the file.
-async function checkedFetch(url, init) {
-  const response = await fetch(url, init);
-  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
-  return response;
-}
-
 window.srjsRun = async (job) => runJob(tf, job, {
   modelSource: async (model) => model.path,
-  loadOptions: { fetchFunc: checkedFetch },
+  // Whole bodies, or 7+ large shards deadlock on HTTP/1.1's 6 connections (see http.mjs).
+  loadOptions: { fetchFunc: fetchWhole },
   readInput: async (i) => parseNpy(await fetchBytes(job.inputs[i])),
   write: (name, data) => putBytes(job.out_url + name, data),
 });
+window.srjsOpenRequests = openRequests;
 window.srjsReady = true;

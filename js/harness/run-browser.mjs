@@ -37,12 +37,23 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+async function openRequests(page) {
+  try {
+    const pending = await withTimeout(
+      page.evaluate(() => (window.srjsOpenRequests ? window.srjsOpenRequests() : [])), 5000, 'listing requests');
+    return Array.isArray(pending) ? pending.slice(0, 10) : [];
+  } catch (err) {
+    return [];
+  }
+}
+
 async function call(browser, request) {
   const timeoutMs = request.timeout_ms || 300000;
   const log = [];
   const context = await browser.newContext();
+  let page = null;
   try {
-    const page = await context.newPage();
+    page = await context.newPage();
     page.on('console', (msg) => log.push(`${msg.type()}: ${msg.text()}`));
     page.on('pageerror', (err) => log.push(`pageerror: ${err.message}`));
     page.on('requestfailed', (req) => log.push(`requestfailed: ${req.url()} ${req.failure()?.errorText}`));
@@ -56,7 +67,10 @@ async function call(browser, request) {
   } catch (err) {
     // Page errors carry the minified stack; the first lines say what went wrong.
     const text = String(err && err.message ? err.message : err);
-    const error = text.split('\n').filter((l) => !/^\s+at /.test(l)).join(' ').trim();
+    let error = text.split('\n').filter((l) => !/^\s+at /.test(l)).join(' ').trim();
+    // A call that timed out was usually waiting on the network: name what never finished.
+    const pending = page ? await openRequests(page) : [];
+    if (pending.length) error += `; unfinished requests: ${pending.join(', ')}`;
     return { id: request.id, ok: false, error, log: log.slice(-50) };
   } finally {
     await context.close().catch(() => {});

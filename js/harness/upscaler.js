@@ -5,9 +5,13 @@
 //       backend (null: tfjs's default), out_url}
 import { encodeNpy } from './npy.mjs';
 import { registerCustomLayers } from './layers.mjs';
-import { putBytes } from './http.mjs';
+import { fetchWhole, openRequests, putBytes } from './http.mjs';
 
 const tf = window.tf;
+// UpscalerJS loads through tf.loadLayersModel(url), i.e. the platform's fetch. Served over
+// srjs's HTTP/1.1 server, 7+ large shards would deadlock there (see http.mjs); a user's CDN
+// speaks HTTP/2 and never hits that, so reading bodies whole changes transport, not results.
+tf.env().platform.fetch = fetchWhole;
 
 window.srjsUpscale = async (job) => {
   if (job.backend && !(await tf.setBackend(job.backend))) {
@@ -40,4 +44,5 @@ window.srjsUpscale = async (job) => {
   await putBytes(job.out_url, encodeNpy(data, shape));
   return { shape, ms, backend: tf.getBackend(), tfjs: tf.version.tfjs };
 };
+window.srjsOpenRequests = openRequests;
 window.srjsReady = true;

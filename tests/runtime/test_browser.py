@@ -1,13 +1,16 @@
 """TF.js in headless Chromium (page.html) and UpscalerJS itself (upscaler.html)."""
 from __future__ import annotations
 
+import json
+import threading
+
 import numpy as np
 import pytest
 
 from srjs.errors import BadInput
 from srjs.runtime import BrowserSession, run_tfjs, run_upscalerjs
 from srjs.runtime.upscalerjs import upscale_like_upscalerjs
-from tests.conftest import SLIM_X2, npm_model
+from tests.conftest import SLIM_X2, THICK_X2, npm_model
 
 from . import keras_model, max_diff, reference
 
@@ -60,6 +63,45 @@ def test_page_reports_a_missing_shard_and_runs_the_rest(browser, slim_x2, tmp_pa
                          backends=("cpu",), warm_runs=0, session=browser)
     assert "404" in bad.error and bad.outputs is None
     assert good.error is None and max_diff(good.outputs[0], reference(slim_x2, x)) <= TOL * 255
+
+
+def test_page_loads_a_model_of_seven_4mib_shards_on_every_backend(browser):
+    # Regression: over HTTP/1.1 (6 connections a host) TF.js awaited all 7 shard responses
+    # before reading any body; 4 MiB bodies (more than Chromium buffers) held their connections
+    # and the 7th shard never started, so the call hung until its timeout.
+    thick = npm_model(THICK_X2)
+    manifest = json.loads(thick.read_text())["weightsManifest"]
+    shards = [thick.parent / p for group in manifest for p in group["paths"]]
+    assert len(shards) == 7 and min(p.stat().st_size for p in shards) > 2 << 20
+    x = np.random.default_rng(9).uniform(0, 1, (1, 8, 12, 3)).astype(np.float32)
+    results = run_tfjs([(thick, "layers")], [x], runtime="browser", backends=("cpu", "webgl", "wasm"),
+                       warm_runs=0, timeout_s=120, session=browser)
+    assert [(r.backend, r.backend_used, r.error) for r in results] == [
+        ("cpu", "cpu", None), ("webgl", "webgl", None), ("wasm", "wasm", None)]
+    want = reference(thick, x)
+    diffs = {r.backend: max_diff(r.outputs[0], want) for r in results}
+    assert diffs["cpu"] <= TOL and diffs["wasm"] <= TOL and diffs["webgl"] <= WEBGL_TOL, diffs
+
+
+def test_a_stalled_request_is_named_when_the_call_times_out(browser, slim_x2, monkeypatch):
+    release = threading.Event()
+    resolve = browser.server.resolve
+
+    def stall_the_shard(url_path):
+        if url_path.endswith(".bin"):
+            release.wait(30)
+        return resolve(url_path)
+
+    monkeypatch.setattr(browser.server, "resolve", stall_the_shard)
+    x = np.zeros((1, 4, 4, 3), np.float32)
+    try:
+        (result,) = run_tfjs([(slim_x2, "layers")], [x], runtime="browser", backends=("cpu",),
+                             warm_runs=0, timeout_s=3, session=browser)
+    finally:
+        release.set()
+    assert result.outputs is None
+    assert "srjsRun timed out after 3000 ms; unfinished requests: GET http://127.0.0.1:" in result.error
+    assert "/group1-shard1of1.bin (waiting for a response for " in result.error
 
 
 def test_upscalerjs_tiled_output_matches_python(browser, slim_x2):

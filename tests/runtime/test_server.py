@@ -59,3 +59,22 @@ def test_uploads_only_into_writable_mounts(server, tmp_path):
     assert not (tmp_path / "ro" / "y.npy").exists()
     server.unmount(out)
     assert _request(out + "y.npy")[0] == 404
+
+
+def test_a_dropped_connection_logs_nothing(server, tmp_path, capfd):
+    import socket
+    import struct
+    import time
+
+    (tmp_path / "big.bin").write_bytes(bytes(16 << 20))
+    url = server.mount(tmp_path)
+    path = url[len(server.url):] + "big.bin"
+    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert sock.recv(64).startswith(b"HTTP/1.1 200")
+    # Linger 0: close() sends a reset, as a browser does when a page goes away mid-download.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    time.sleep(0.5)  # the handler thread hits the reset while writing the rest
+    assert _request(url + "big.bin")[0] == 200  # still serving
+    assert capfd.readouterr().err == ""

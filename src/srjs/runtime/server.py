@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,14 +31,24 @@ _UPLOAD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MAX_UPLOAD = 2 << 30
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A page closed mid-transfer (its browser context ended, a timeout fired): nothing is
+        # wrong on this side, and a traceback per dropped connection would bury real errors.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class StaticServer:
     """Serve mounted folders on http://127.0.0.1:<free port>. Use as a context manager."""
 
     def __init__(self):
         self._mounts: dict[str, tuple[Path, bool]] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
 
