@@ -14,35 +14,26 @@ from tests.torch_reference import RRDBNet, SRVGGNetCompact  # noqa: E402
 SMALL_RRDB = dict(num_feat=16, num_block=2, num_grow_ch=8)
 
 
-def to_old_arch(state: dict, num_block: int) -> dict:
-    """BasicSR RRDBNet keys -> the original ESRGAN ('model.1.sub.N.RDBk.convj.0') layout."""
-    fixed = {"conv_first": "model.0", "conv_body": f"model.1.sub.{num_block}", "conv_up1": "model.3",
-             "conv_up2": "model.6", "conv_hr": "model.8", "conv_last": "model.10"}
+# The two ESRGAN-repo layouts, as templates over BasicSR's RRDBNet names.
+OLD_ARCH = {"block": "model.1.sub.{n}.RDB{k}.conv{j}.0", "conv_first": "model.0",
+            "conv_body": "model.1.sub.{nb}", "conv_up1": "model.3", "conv_up2": "model.6",
+            "conv_hr": "model.8", "conv_last": "model.10"}
+NEW_ARCH = {"block": "RRDB_trunk.{n}.RDB{k}.conv{j}", "conv_first": "conv_first",
+            "conv_body": "trunk_conv", "conv_up1": "upconv1", "conv_up2": "upconv2",
+            "conv_hr": "HRconv", "conv_last": "conv_last"}
+
+
+def to_layout(state: dict, layout: dict, num_block: int) -> dict:
+    """BasicSR RRDBNet keys -> an ESRGAN repo layout (old: 'model.1.sub.N.RDBk.convj.0')."""
     out = {}
     for key, value in state.items():
         module, param = key.rsplit(".", 1)
         match = re.fullmatch(r"body\.(\d+)\.rdb(\d)\.conv(\d)", module)
         if match:
             n, k, j = match.groups()
-            out[f"model.1.sub.{n}.RDB{k}.conv{j}.0.{param}"] = value
+            out[f"{layout['block'].format(n=n, k=k, j=j)}.{param}"] = value
         else:
-            out[f"{fixed[module]}.{param}"] = value
-    return out
-
-
-def to_new_arch(state: dict) -> dict:
-    """BasicSR RRDBNet keys -> the 2019 ESRGAN repo layout (RRDB_trunk, trunk_conv, HRconv)."""
-    fixed = {"conv_first": "conv_first", "conv_body": "trunk_conv", "conv_up1": "upconv1",
-             "conv_up2": "upconv2", "conv_hr": "HRconv", "conv_last": "conv_last"}
-    out = {}
-    for key, value in state.items():
-        module, param = key.rsplit(".", 1)
-        match = re.fullmatch(r"body\.(\d+)\.rdb(\d)\.conv(\d)", module)
-        if match:
-            n, k, j = match.groups()
-            out[f"RRDB_trunk.{n}.RDB{k}.conv{j}.{param}"] = value
-        else:
-            out[f"{fixed[module]}.{param}"] = value
+            out[f"{layout[module].format(nb=num_block)}.{param}"] = value
     return out
 
 
@@ -84,7 +75,8 @@ def test_convert_then_upscale_matches_torch(case, tmp_path):
     net = random_net(factory())
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     num_block = SMALL_RRDB["num_block"]
-    state = {"old": lambda s: to_old_arch(s, num_block), "new": to_new_arch}.get(layout, lambda s: s)(state)
+    if layout != "basicsr":
+        state = to_layout(state, OLD_ARCH if layout == "old" else NEW_ARCH, num_block)
     if wrapper and fmt != "safetensors":
         state = {wrapper: state, "iter": 1000}
     checkpoint = tmp_path / f"net.{'safetensors' if fmt == 'safetensors' else 'pth'}"
