@@ -54,7 +54,7 @@ def upscale_array(model_dir: Path, image: np.ndarray, *, tile: int | None = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(desc="tiles", unit="tile", leave=False)
+        bar = tqdm(desc="tiles", unit="tile", leave=False, disable=None)  # None: off unless a terminal
     try:
         return upscale_tiled(run, image, manifest.scale, tile, pad, progress=bar)
     finally:

@@ -41,8 +41,8 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
 
     # The bar writes to its own copy of stderr: TensorFlow's export steps silence fd 2.
     stream = os.fdopen(os.dup(2), "w") if progress else None
-    bar = tqdm(total=5 + 2 * export_tfjs, desc="convert", unit="step", disable=not progress,
-               leave=False, file=stream)
+    bar = tqdm(total=5 + 2 * export_tfjs, desc="convert", unit="step", leave=False, file=stream,
+               disable=None if progress else True)  # None: shown only on a terminal
     step = _stepper(bar)
     step("read")
     checkpoint = read_checkpoint(path)

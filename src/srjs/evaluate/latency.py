@@ -302,7 +302,7 @@ def _bar(enabled: bool, total: int, desc: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", leave=False)
+    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None)  # None: off unless a terminal
 
 
 def write_json(data: dict, path: Path) -> None:

@@ -171,7 +171,8 @@ def write_figures(evaluation: Evaluation, folder: Path) -> dict[str, Path]:
     if evaluation.latency:
         figures["latency"] = latency_plot(evaluation, folder / "latency.png")
     models = [r for r in evaluation.rows if r.kind == "model"]
-    for i, row in enumerate(tqdm(models, desc="crops", leave=False, disable=len(models) < 3)):
+    bars = True if len(models) < 3 else None  # None: shown only on a terminal
+    for i, row in enumerate(tqdm(models, desc="crops", leave=False, disable=bars)):
         made = crops_png(evaluation, row, folder / f"crops_{i}.png")
         if made is not None:
             figures[f"crops:{row.name}"] = made

@@ -351,7 +351,7 @@ def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int
     # Bicubic baseline and bandwidth, per scale.
     for scale in scales:
         scores, hrs[scale] = [], []
-        for image in tqdm(images, desc=f"bicubic x{scale}", leave=False, disable=not progress):
+        for image in tqdm(images, desc=f"bicubic x{scale}", leave=False, disable=None if progress else True):
             hr, lr = _inputs(image, scale, crop)
             sr = metrics.to_uint8(resize.bicubic_upsample(lr, scale))
             scores.append(score(sr, hr, scale, image.name))
@@ -376,7 +376,8 @@ def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int
         scale, vmax = manifest.scale, manifest.value_max
         scores, outs = [], []
         start = time.perf_counter()
-        for image, hr in tqdm(list(zip(images, hrs[scale])), desc=name, leave=False, disable=not progress):
+        bars = None if progress else True  # None: shown only on a terminal
+        for image, hr in tqdm(list(zip(images, hrs[scale])), desc=name, leave=False, disable=bars):
             _, lr = _inputs(image, scale, crop)
             out = run((lr.astype(np.float32) * np.float32(vmax / 255.0))[None])[0]
             sr = metrics.to_uint8(out.astype(np.float64) * (255.0 / vmax))
