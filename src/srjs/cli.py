@@ -36,6 +36,20 @@ def cli(debug: bool) -> None:
         warnings.filterwarnings("ignore")
 
 
+def _csv(kind):
+    """click callback: 'a,b,c' -> tuple of `kind` (usage error naming the option otherwise)."""
+
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"'{value}' is not a comma-separated list of {kind.__name__}") from None
+
+    return parse
+
+
 @cli.command()
 @click.argument("source")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model dir to write.")
@@ -117,10 +131,10 @@ def patch(model_json, out, check, upscalerjs_compat):
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--runtime", "runtimes", default="node", show_default=True,
+@click.option("--runtime", "runtimes", default="node", show_default=True, callback=_csv(str),
               help="Comma-separated: node, browser.")
-@click.option("--backend", "backend_list", help="Comma-separated backends for every runtime "
-              "(default: node cpu,wasm; browser cpu,webgl).")
+@click.option("--backend", "backend_list", callback=_csv(str), help="Comma-separated backends for "
+              "every runtime (default: node cpu,wasm; browser cpu,webgl).")
 @click.option("--tol", type=float, default=1e-4, show_default=True,
               help="Max abs diff allowed, relative to the output's scale.")
 @click.option("--warm", type=int, default=3, show_default=True, help="Timed warm runs per backend.")
@@ -136,30 +150,12 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
     """
     from srjs.verify import raise_if_failed, verify_model_dir, write_json
 
-    names = tuple(r.strip() for r in runtimes.split(",") if r.strip())
-    backends = None
-    if backend_list:
-        chosen = tuple(b.strip() for b in backend_list.split(",") if b.strip())
-        backends = {name: chosen for name in names}
-    report = verify_model_dir(model_dir, runtimes=names, backends=backends, rel_tol=tol, warm_runs=warm)
+    backends = {name: backend_list for name in runtimes} if backend_list else None
+    report = verify_model_dir(model_dir, runtimes=runtimes, backends=backends, rel_tol=tol, warm_runs=warm)
     click.echo(report.table())
     if json_path:
         write_json(report, json_path)
     raise_if_failed(report)
-
-
-def _csv(kind):
-    """click callback: 'a,b,c' -> tuple of `kind` (usage error naming the option otherwise)."""
-
-    def parse(ctx, param, value):
-        if value is None:
-            return None
-        try:
-            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
-        except ValueError:
-            raise click.BadParameter(f"'{value}' is not a comma-separated list of {kind.__name__}") from None
-
-    return parse
 
 
 @cli.command()
