@@ -27,7 +27,7 @@ class BuiltModel:
 
 def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None) -> BuiltModel:
     """Build the tf_keras model for `ckpt` and load its weights (BadInput on any mismatch)."""
-    from srjs.archs import ARCHS, get_arch
+    from srjs.archs import get_arch
 
     shapes = {name: tuple(array.shape) for name, array in ckpt.weights.items()}
     wanted = arch if arch != AUTO else ckpt.hints.get("arch", AUTO)
@@ -37,10 +37,7 @@ def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None) ->
             return _fallback(ckpt, scale)
         wanted, params = found
     else:
-        spec = get_arch(wanted) if wanted in ARCHS else None
-        if spec is None:
-            raise BadInput(f"unknown --arch '{wanted}' (known: auto, {', '.join(ARCHS.names())})")
-        params = spec.detect(shapes)
+        params = get_arch(wanted).detect(shapes)  # BadInput names the known archs
         if params is None:
             first = next(iter(shapes), "<none>")
             other = _detect_any(shapes)
@@ -56,13 +53,12 @@ def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None) ->
 
 
 def _detect_any(shapes: dict) -> tuple[str, dict] | None:
-    from srjs.archs import ARCHS
+    from srjs.archs import detect_arch
 
-    for name in ARCHS.names():
-        params = ARCHS.get(name).detect(shapes)
-        if params is not None:
-            return name, params
-    return None
+    try:
+        return detect_arch(shapes)
+    except BadInput:
+        return None
 
 
 def _fallback(ckpt: Checkpoint, scale: int | None) -> BuiltModel:

@@ -171,11 +171,9 @@ def _load_keras_file(path: Path):
 
 def keras_layer_weights(model) -> dict[str, np.ndarray]:
     """`layer/weight` -> array for every weight of a Keras model (the TF.js naming)."""
-    weights = {}
-    for layer in model.layers:
-        for variable in layer.weights:
-            weights[f"{layer.name}/{variable.name.split('/')[-1].split(':')[0]}"] = variable.numpy()
-    return weights
+    from srjs.archs import keras_targets
+
+    return {name: target.variable.numpy() for name, target in keras_targets(model).items()}
 
 
 # --- TF.js layers model.json (e.g. UpscalerJS packages) ---------------------------------

@@ -38,30 +38,12 @@ def shipped_weights(model_dir: Path) -> dict[str, np.ndarray]:
     return read_tfjs_weights(path, manifest)
 
 
-def assign_weights(model, weights: dict[str, np.ndarray], *, origin: str = "weights") -> None:
-    """Set every weight of `model` from `weights` keyed `layer/weight`.
-
-    Every model weight must be present with the same shape, and every given weight must be
-    used: a silent partial assignment would measure a model that ships nowhere.
-    """
-    unused = set(weights)
-    for layer in model.layers:
-        for variable in layer.weights:
-            key = f"{layer.name}/{variable.name.split('/')[-1].split(':')[0]}"
-            if key not in weights:
-                raise BadInput(f"{origin} has no weight '{key}' that the Keras model needs")
-            value = weights[key]
-            if tuple(value.shape) != tuple(variable.shape):
-                raise BadInput(f"{origin} weight '{key}' has shape {tuple(value.shape)}, "
-                               f"the Keras model needs {tuple(variable.shape)}")
-            variable.assign(value.astype(variable.dtype.as_numpy_dtype))
-            unused.discard(key)
-    if unused:
-        raise BadInput(f"{origin} has weights the Keras model does not use: {', '.join(sorted(unused)[:5])}")
-
-
 def load_shipped(model_dir: Path):
     """Keras model of `model_dir` (architecture from keras/model.keras) with the shipped TF.js weights."""
+    from srjs.archs import assign_weights, keras_targets
+
     model = modeldir.load_keras(model_dir)
-    assign_weights(model, shipped_weights(model_dir), origin=str(shipped_model_json(model_dir)))
+    # Every model weight must be shipped with its shape and every shipped weight used: a
+    # silent partial assignment would measure a model that ships nowhere.
+    assign_weights(str(shipped_model_json(model_dir)), keras_targets(model), shipped_weights(model_dir))
     return model
