@@ -15,38 +15,10 @@ from srjs.convert.patch import patch_file, patch_model_json, validate_weights_ma
 from srjs.errors import BadInput
 from srjs.tf import keras, tf  # module globals: the Lambdas below refer to `tf` as users' code does
 from tests.conftest import THICK_X2, npm_model
+from tests.runtime import CUSTOM, tensorflowjs  # test-local Keras twins of the JS custom layers
 
 HERE = Path(__file__).parent
 ISR_GANS = "npm:@upscalerjs/models@0.9.0/models/idealo/gans/model.json"
-
-
-def tensorflowjs():
-    """The tensorflowjs module, imported quietly (see srjs.tf.quiet_import)."""
-    from srjs.tf import quiet_import
-
-    return quiet_import("tensorflowjs")
-
-
-def custom_layers() -> dict:
-    """Minimal Keras 2 stand-ins for the JS classes UpscalerJS registers."""
-
-    class MultiplyBeta(keras.layers.Layer):
-        def __init__(self, beta=0.2, **kwargs):
-            super().__init__(**kwargs)
-            self.beta = beta
-
-        def call(self, x):
-            return x * self.beta
-
-    class PixelShuffle2x(keras.layers.Layer):
-        def __init__(self, scale=2, **kwargs):
-            super().__init__(**kwargs)
-            self.scale = scale
-
-        def call(self, x):
-            return tf.nn.depth_to_space(x, self.scale)
-
-    return {"MultiplyBeta": MultiplyBeta, "PixelShuffle2x": PixelShuffle2x}
 
 
 def load_tfjs_python(model_json: Path, custom_objects=None):
@@ -112,7 +84,7 @@ def test_keras3_lambdas_become_custom_layers(keras3, tmp_path):
     result = patch_file(src, out)
     assert "layer 'scale_res': Lambda (x * 0.2) -> MultiplyBeta(beta=0.2)" in result.changes
     assert "layer 'shuffle': Lambda (depth_to_space, scale 2) -> PixelShuffle2x" in result.changes
-    model = load_tfjs_python(out, custom_layers())
+    model = load_tfjs_python(out, CUSTOM)
     x = np.load(keras3 / "input.npy")
     diff = np.abs(model.predict(x, verbose=0) - np.load(keras3 / "lambdas" / "expected.npy")).max()
     assert diff < 1e-5, diff
@@ -219,7 +191,7 @@ def test_keras2_lambdas_translated_and_match(keras2_lambda, tmp_path):
     assert classes["ps_subpixel"] == ("PixelShuffle2x", {"name": "ps_subpixel", "trainable": True,
                                                          "dtype": "float32", "scale": 2})
     assert classes["beta_const"][1]["beta"] == pytest.approx(0.2)
-    patched = load_tfjs_python(out, custom_layers())
+    patched = load_tfjs_python(out, CUSTOM)
     x = np.random.default_rng(3).random((1, 7, 9, 3), dtype=np.float32)
     want = model.predict(x, verbose=0)
     assert want.shape == (1, 14, 18, 3)

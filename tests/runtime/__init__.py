@@ -20,6 +20,7 @@ def tensorflowjs():
 
     return quiet_import("tensorflowjs")
 
+
 class MultiplyBeta(keras.layers.Layer):
     def __init__(self, beta=0.2, **kwargs):
         super().__init__(**kwargs)
