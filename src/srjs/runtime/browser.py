@@ -6,6 +6,7 @@ Starting Chromium costs about a second, so callers running many checks keep one 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import subprocess
@@ -13,6 +14,7 @@ import tempfile
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Callable, Iterator
 
 from srjs.errors import CheckFailed
 from srjs.runtime import env
@@ -107,40 +109,47 @@ class BrowserSession:
         self.close()
 
 
-def run_browser(models, inputs, backends=("cpu",), warm_runs: int = 3, timeout_s: float = 900,
-                session: BrowserSession | None = None) -> list[RunResult]:
-    """Every model on every backend in one page of headless Chromium; see `run_tfjs`."""
-    models = check_models(models)
-    backends = check_backends(backends, BACKENDS, "browser")
+@contextlib.contextmanager
+def page_job(session: "BrowserSession | None", prefix: str) -> Iterator[tuple["BrowserSession", Path, Callable]]:
+    """(session, temp dir, mount) for one page call; everything is undone on exit.
+
+    session None starts (and later closes) a private one. mount(folder, writable=False) serves
+    a folder on the session's server and returns its URL; every mount is removed on exit.
+    """
     own = session is None
     session = session or BrowserSession()
-    mounts = []
+    mounts: list[str] = []
+
+    def mount(folder: Path, writable: bool = False) -> str:
+        mounts.append(session.server.mount(folder, writable=writable))
+        return mounts[-1]
+
     try:
-        with tempfile.TemporaryDirectory(prefix="srjs-browser-") as tmp:
-            tmp = Path(tmp)
-            (tmp / "out").mkdir()
-            inputs_url = session.server.mount(tmp)
-            out_url = session.server.mount(tmp / "out", writable=True)
-            mounts += [inputs_url, out_url]
-            job_models = []
-            for path, fmt in models:
-                url = session.server.mount(path.parent)
-                mounts.append(url)
-                job_models.append({"path": url + path.name, "format": fmt})
-            job = {
-                "models": job_models,
-                "backends": backends,
-                "inputs": [inputs_url + p.name for p in write_inputs(inputs, tmp)],
-                "out_url": out_url,
-                "warm_runs": int(warm_runs),
-            }
-            reply = session.call("page.html", "srjsRun", job, timeout_s)
-            reason = "browser harness: " + (reply.get("error") or "no result written")
-            results = collect(tmp / "out", models, backends, "browser", reason)
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            yield session, Path(tmp), mount
     finally:
         for url in mounts:
             session.server.unmount(url)
         if own:
             session.close()
-    return results
 
+
+def run_browser(models, inputs, backends=("cpu",), warm_runs: int = 3, timeout_s: float = 900,
+                session: BrowserSession | None = None) -> list[RunResult]:
+    """Every model on every backend in one page of headless Chromium; see `run_tfjs`."""
+    models = check_models(models)
+    backends = check_backends(backends, BACKENDS, "browser")
+    with page_job(session, "srjs-browser-") as (session, tmp, mount):
+        (tmp / "out").mkdir()
+        inputs_url = mount(tmp)
+        out_url = mount(tmp / "out", writable=True)
+        job = {
+            "models": [{"path": mount(path.parent) + path.name, "format": fmt} for path, fmt in models],
+            "backends": backends,
+            "inputs": [inputs_url + p.name for p in write_inputs(inputs, tmp)],
+            "out_url": out_url,
+            "warm_runs": int(warm_runs),
+        }
+        reply = session.call("page.html", "srjsRun", job, timeout_s)
+        reason = "browser harness: " + (reply.get("error") or "no result written")
+        return collect(tmp / "out", models, backends, "browser", reason)

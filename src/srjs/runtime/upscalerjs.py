@@ -5,7 +5,6 @@ upscales an image, tiled with patchSize/padding, with no edits to the package.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +13,7 @@ from PIL import Image
 
 from srjs.errors import BadInput, CheckFailed
 from srjs.runtime import env
-from srjs.runtime.browser import BrowserSession
+from srjs.runtime.browser import BrowserSession, page_job
 
 # The page loads tfjs 4.11's UMD bundle alone (no wasm package for 4.11); None = its default.
 UPSCALERJS_BACKENDS = (None, "cpu", "webgl")
@@ -43,39 +42,27 @@ def run_upscalerjs(model_json: Path, image_uint8: np.ndarray, scale: int,
         raise BadInput(f"backend '{backend}' is not one the UpscalerJS page loads "
                        f"({', '.join(b for b in UPSCALERJS_BACKENDS if b)})")
     env.require_js_deps("upscalerjs")
-    own = session is None
-    session = session or BrowserSession()
-    mounts = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="srjs-upscalerjs-") as tmp:
-            tmp = Path(tmp)
-            # A PNG URL is what a page hands UpscalerJS: it decodes it with an <img> element.
-            Image.fromarray(image, "RGB").save(tmp / "image.png")
-            files_url = session.server.mount(tmp, writable=True)
-            model_url = session.server.mount(model_json.parent)
-            mounts += [files_url, model_url]
-            job = {
-                "model_url": model_url + model_json.name,
-                "scale": int(scale),
-                "input_range": list(value_range),
-                "output_range": list(value_range),
-                "image_url": files_url + "image.png",
-                "patch_size": patch_size,
-                "padding": padding,
-                "backend": backend,
-                "out_url": files_url + "out.npy",
-            }
-            reply = session.call("upscaler.html", "srjsUpscale", job, timeout_s)
-            if not reply["ok"]:
-                log = " | ".join(reply.get("log", [])[-5:])
-                raise CheckFailed(f"UpscalerJS failed on {model_json}: {reply['error']}"
-                                  + (f" (page log: {log})" if log else ""))
-            return np.load(tmp / "out.npy")
-    finally:
-        for url in mounts:
-            session.server.unmount(url)
-        if own:
-            session.close()
+    with page_job(session, "srjs-upscalerjs-") as (session, tmp, mount):
+        # A PNG URL is what a page hands UpscalerJS: it decodes it with an <img> element.
+        Image.fromarray(image, "RGB").save(tmp / "image.png")
+        files_url = mount(tmp, writable=True)
+        job = {
+            "model_url": mount(model_json.parent) + model_json.name,
+            "scale": int(scale),
+            "input_range": list(value_range),
+            "output_range": list(value_range),
+            "image_url": files_url + "image.png",
+            "patch_size": patch_size,
+            "padding": padding,
+            "backend": backend,
+            "out_url": files_url + "out.npy",
+        }
+        reply = session.call("upscaler.html", "srjsUpscale", job, timeout_s)
+        if not reply["ok"]:
+            log = " | ".join(reply.get("log", [])[-5:])
+            raise CheckFailed(f"UpscalerJS failed on {model_json}: {reply['error']}"
+                              + (f" (page log: {log})" if log else ""))
+        return np.load(tmp / "out.npy")
 
 
 def _patch_1d(total: int, idx: int, patch_size: int, padding: int) -> tuple[int, int, int, int]:
