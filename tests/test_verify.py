@@ -72,11 +72,16 @@ def test_verify_cli_writes_json_and_fails_on_a_broken_export(converted, tmp_path
     import shutil
 
     model_dir = converted(NPM_MODELS["esrgan-slim-x2"])
-    result = run_cli("verify", model_dir, "--json", tmp_path / "ok.json", "--warm", "1")
+    result = run_cli("verify", model_dir, "--runtime", "node,upscalerjs", "--json", tmp_path / "ok.json",
+                     "--warm", "1")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "ok.json").read_text())
     assert report["schema"] == "srjs.verify/1" and report["ok"] is True
-    assert len(report["rows"]) == 4  # layers/graph x cpu/wasm
+    combos = [(r["format"], r["runtime"], r["backend"]) for r in report["rows"]]
+    assert combos == [("layers", "node", "cpu"), ("layers", "node", "wasm"), ("graph", "node", "cpu"),
+                      ("graph", "node", "wasm"), ("layers", "upscalerjs", "cpu")]
+    # Inside UpscalerJS itself the export must match Python within 2 of 255 levels.
+    assert report["rows"][-1]["tol"] == pytest.approx(2.0) and report["rows"][-1]["max_abs_diff"] <= 2.0
 
     # Flip the graph model's weights: TF.js now computes something else, verify must say so.
     broken = tmp_path / "broken"
@@ -88,3 +93,20 @@ def test_verify_cli_writes_json_and_fails_on_a_broken_export(converted, tmp_path
     result = run_cli("verify", broken, "--backend", "cpu", "--warm", "1")
     assert result.exit_code == 1
     assert "graph/node/cpu" in result.output and "layers/node/cpu" not in result.output.split("verify failed")[-1]
+
+
+def test_upscalerjs_check_fails_when_the_layers_export_computes_something_else(converted, tmp_path):
+    """The weights stay (they are the reference's too); the topology UpscalerJS runs changes."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(converted(NPM_MODELS["esrgan-slim-x2"]), broken)
+    model_json = broken / "tfjs_layers" / "model.json"
+    data = json.loads(model_json.read_text())
+    layers = data["modelTopology"]["model_config"]["config"]["layers"]
+    last_conv = [layer for layer in layers if layer["class_name"] == "Conv2D"][-1]
+    last_conv["config"]["activation"] = "tanh"
+    model_json.write_text(json.dumps(data))
+    result = run_cli("verify", broken, "--runtime", "upscalerjs")
+    assert result.exit_code == 1
+    assert "verify failed for layers/upscalerjs/cpu" in result.output

@@ -132,7 +132,7 @@ def patch(model_json, out, check, upscalerjs_compat):
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--runtime", "runtimes", default="node", show_default=True, callback=_csv(str),
-              help="Comma-separated: node, browser.")
+              help="Comma-separated: node, browser, upscalerjs (the layers export inside UpscalerJS 1.0.0).")
 @click.option("--backend", "backend_list", callback=_csv(str), help="Comma-separated backends for "
               "every runtime (default: node cpu,wasm; browser cpu,webgl).")
 @click.option("--tol", type=float, default=1e-4, show_default=True,
@@ -146,7 +146,7 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
 
     \b
     Example:
-      srjs verify artifacts/slim-x4 --runtime node,browser --json verify.json
+      srjs verify artifacts/slim-x4 --runtime node,browser,upscalerjs --json verify.json
     """
     from srjs.verify import raise_if_failed, verify_model_dir, write_json
 

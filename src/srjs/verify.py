@@ -18,7 +18,9 @@ from srjs.errors import BadInput, CheckFailed
 
 SCHEMA = "srjs.verify/1"
 FORMATS = {"layers": modeldir.TFJS_LAYERS_DIR, "graph": modeldir.TFJS_GRAPH_DIR}
-DEFAULT_BACKENDS = {"node": ("cpu", "wasm"), "browser": ("cpu", "webgl")}
+DEFAULT_BACKENDS = {"node": ("cpu", "wasm"), "browser": ("cpu", "webgl"), "upscalerjs": ("cpu",)}
+# UpscalerJS hands back 8-bit-range pixels after its own scaling; 2 levels is the promise.
+UPSCALERJS_TOL_LEVELS = 2.0
 DEFAULT_REL_TOL = 1e-4  # of the output's scale (max |reference|), for float32 arithmetic
 
 
@@ -48,11 +50,11 @@ class VerifyReport:
         return bool(self.rows) and all(row.ok for row in self.rows)
 
     def table(self) -> str:
-        lines = [f"{'format':7} {'runtime':8} {'backend':8} {'max|diff|':>11} {'tol':>9} "
+        lines = [f"{'format':7} {'runtime':10} {'backend':8} {'max|diff|':>11} {'tol':>9} "
                  f"{'load ms':>8} {'first ms':>9} {'warm ms':>8}  result"]
         for r in self.rows:
             diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.3g}"
-            lines.append(f"{r.format:7} {r.runtime:8} {r.backend:8} {diff:>11} {r.tol:>9.3g} "
+            lines.append(f"{r.format:7} {r.runtime:10} {r.backend:8} {diff:>11} {r.tol:>9.3g} "
                          f"{_ms(r.load_ms):>8} {_ms(r.first_ms):>9} {_ms(r.warm_ms):>8}  "
                          f"{'ok' if r.ok else 'FAIL' + (': ' + r.error if r.error else '')}")
         return "\n".join(lines)
@@ -94,6 +96,10 @@ def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None 
         chosen = (backends or {}).get(runtime) or DEFAULT_BACKENDS.get(runtime)
         if chosen is None:
             raise BadInput(f"unknown runtime '{runtime}' (known: {', '.join(DEFAULT_BACKENDS)})")
+        if runtime == "upscalerjs":
+            report.rows += [_upscalerjs_row(model_dir, manifest, inputs[0], references[0], backend)
+                            for backend in chosen]
+            continue
         for result in run_tfjs(models, inputs, runtime=runtime, backends=chosen, warm_runs=warm_runs):
             diff = None
             if result.ok:
@@ -105,6 +111,29 @@ def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None 
                 error=result.error,
             ))
     return report
+
+
+def _upscalerjs_row(model_dir: Path, manifest, batch: np.ndarray, reference: np.ndarray,
+                    backend: str) -> VerifyRow:
+    """The layers export inside UpscalerJS 1.0.0 itself (whole image), as a site would use it.
+
+    UpscalerJS takes and returns 8-bit pixels, so the input is the photo crop in 8-bit and the
+    reference is the Python output clipped to the value range; diff and tol are in model units.
+    """
+    from srjs.runtime import run_upscalerjs
+
+    vmax = manifest.value_max
+    image = np.clip(np.round(batch[0] * (255.0 / vmax)), 0, 255).astype(np.uint8)
+    want = np.clip(reference[0], 0, vmax)
+    tol = UPSCALERJS_TOL_LEVELS * vmax / 255.0
+    try:
+        got = run_upscalerjs(model_dir / modeldir.TFJS_LAYERS_DIR, image, manifest.scale,
+                             tuple(manifest.value_range), backend=backend) * (vmax / 255.0)
+    except CheckFailed as err:
+        return VerifyRow("layers", "upscalerjs", backend, None, tol, False, None, None, None, str(err))
+    diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+    return VerifyRow("layers", "upscalerjs", backend, diff, tol, diff <= tol, None, None, None,
+                     None if got.shape == want.shape else f"output shape {got.shape}, expected {want.shape}")
 
 
 def write_json(report: VerifyReport, path: Path) -> None:
