@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import torch  # noqa: E402  (the test extra; make test installs it)
 
 from srjs.archs import ARCHS, detect_arch, get_arch  # noqa: E402
 from srjs.errors import BadInput  # noqa: E402

@@ -12,7 +12,6 @@ import json
 import numpy as np
 import pytest
 
-import torch  # noqa: E402  (the test extra; make test installs it)
 
 from srjs.archs import ARCHS, custom_objects, detect_arch, get_arch  # noqa: E402
 from srjs.tf import keras  # noqa: E402
