@@ -26,24 +26,23 @@ NEW_TOP = {"conv_first": "conv_first", "trunk_conv": "conv_body", "upconv1": "co
            "upconv2": "conv_up2", "HRconv": "conv_hr", "conv_last": "conv_last"}
 
 
-def _old_pairs():
-    pairs = {f"{old}.{p}": f"{new}.{p}" for old, new in OLD_TOP.items() for p in PARAMS}
+def _pairs(top: dict, block: str) -> dict:
+    """Source key -> BasicSR key for a layout given its top-level names and block template."""
+    pairs = {f"{old}.{p}": f"{new}.{p}" for old, new in top.items() for p in PARAMS}
     for b in range(NB):
         for r in (1, 2, 3):
             for c in range(1, 6):
                 for p in PARAMS:
-                    pairs[f"model.1.sub.{b}.RDB{r}.conv{c}.0.{p}"] = f"body.{b}.rdb{r}.conv{c}.{p}"
+                    pairs[block.format(b=b, r=r, c=c, p=p)] = f"body.{b}.rdb{r}.conv{c}.{p}"
     return pairs
+
+
+def _old_pairs():
+    return _pairs(OLD_TOP, "model.1.sub.{b}.RDB{r}.conv{c}.0.{p}")
 
 
 def _new_pairs():
-    pairs = {f"{old}.{p}": f"{new}.{p}" for old, new in NEW_TOP.items() for p in PARAMS}
-    for b in range(NB):
-        for r in (1, 2, 3):
-            for c in range(1, 6):
-                for p in PARAMS:
-                    pairs[f"RRDB_trunk.{b}.RDB{r}.conv{c}.{p}"] = f"body.{b}.rdb{r}.conv{c}.{p}"
-    return pairs
+    return _pairs(NEW_TOP, "RRDB_trunk.{b}.RDB{r}.conv{c}.{p}")
 
 
 def _basicsr_pairs():

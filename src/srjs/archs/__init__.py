@@ -130,6 +130,19 @@ def keras_targets(model: keras.Model) -> dict[str, Target]:
     }
 
 
+def keras_named_loader(family: str) -> Callable[[keras.Model, Mapping[str, np.ndarray]], None]:
+    """`load` for families whose source weights already use Keras names and layouts (ISR).
+
+    Any Keras spelling of a name is accepted ('F_0/kernel:0', the .h5 'F_0/F_0/kernel:0').
+    """
+
+    def load(model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
+        named = {keras_weight_name(k): v for k, v in weights.items()}
+        assign_weights(family, keras_targets(model), named)
+
+    return load
+
+
 def _register_all() -> None:
     from srjs.archs import rdn, rrdbnet, rrdn, srvgg
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
 
-from srjs.archs import ArchSpec, assign_weights, keras_targets, keras_weight_name
+from srjs.archs import ArchSpec, keras_named_loader, keras_weight_name
 from srjs.archs.layers import PixelShuffle
 from srjs.errors import BadInput
 from srjs.tf import keras
@@ -73,10 +72,8 @@ def build(
     return keras.Model(inp, out, name="rdn")
 
 
-def load(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
-    """Assign ISR / UpscalerJS RDN weights ('F_0/kernel' HWIO, ...) to a model from `build`."""
-    weights = {keras_weight_name(k): v for k, v in weights.items()}
-    assign_weights("rdn", keras_targets(model), weights)
+# ISR / UpscalerJS RDN weights ('F_0/kernel' HWIO, ...) onto a model from `build`.
+load = keras_named_loader("rdn")
 
 
 _F = re.compile(r"^F_(\d+)_(\d+)/kernel$")

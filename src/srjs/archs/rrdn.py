@@ -15,9 +15,8 @@ import itertools
 import math
 import re
 
-import numpy as np
 
-from srjs.archs import ArchSpec, assign_weights, keras_targets, keras_weight_name
+from srjs.archs import ArchSpec, keras_named_loader, keras_weight_name
 from srjs.archs.layers import MultiplyBeta, PixelShuffle
 from srjs.errors import BadInput
 from srjs.tf import keras
@@ -61,10 +60,8 @@ def build(
     return keras.Model(inp, out, name="rrdn")
 
 
-def load(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
-    """Assign ISR / UpscalerJS RRDN weights ('F_1_1_1/kernel' HWIO, ...) to a model from `build`."""
-    weights = {keras_weight_name(k): v for k, v in weights.items()}
-    assign_weights("rrdn", keras_targets(model), weights)
+# ISR / UpscalerJS RRDN weights ('F_1_1_1/kernel' HWIO, ...) onto a model from `build`.
+load = keras_named_loader("rrdn")
 
 
 _F = re.compile(r"^F_(\d+)_(\d+)_(\d+)/kernel$")
