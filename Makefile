@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SRJS := $(VENV)/bin/srjs
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean-cache
+.PHONY: setup demo test test-fast clean-cache
 
 setup: $(VENV)/.installed js/node_modules/.installed chromium
 
@@ -28,6 +28,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Development lane: everything but real npm models and TF.js runtimes (CI runs `make test`).
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean-cache:
 	rm -rf ~/.cache/srjs
