@@ -211,6 +211,66 @@ def bench(model_dirs, runtimes, sizes, tiles, pad, backends, fmt, warm, json_pat
     click.echo(result.summary())
 
 
+@cli.command("package")
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Package folder to write.")
+@click.option("--name", "pkg_name", help="npm name, e.g. @scope/esrgan-slim (default: the first model's name).")
+@click.option("--version", "pkg_version", default="0.1.0", show_default=True, help="Package version (semver).")
+@click.option("--export", "export", type=click.Choice(["layers", "graph", "both"]), default="layers",
+              show_default=True, help="TF.js export to ship: layers (UpscalerJS), graph (plain TF.js) or both.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="An `srjs evaluate --json` file for the README's quality columns.")
+def package_cmd(model_dirs, out, pkg_name, pkg_version, export, report_path):
+    """npm-ready browser package (UpscalerJS model-package shape) with a demo page.
+
+    \b
+    Example:
+      srjs package artifacts/slim-x4 -o artifacts/pkg --name @me/esrgan-slim --version 1.0.0
+      srjs serve artifacts/pkg
+    """
+    import json
+
+    from srjs import modeldir
+    from srjs.errors import BadInput
+    from srjs.package import write_package
+
+    report = None
+    if report_path is not None:
+        try:
+            report = json.loads(Path(report_path).read_text())
+        except (OSError, ValueError) as err:
+            raise BadInput(f"--report '{report_path}' is not a readable JSON file: {err}") from None
+    name = pkg_name or modeldir.read_manifest(model_dirs[0]).name
+    exports = ("layers", "graph") if export == "both" else (export,)
+    written = write_package(list(model_dirs), out, name=name, version=pkg_version, exports=exports, report=report)
+    click.echo(f"{name}@{pkg_version} -> {written}  (demo: srjs serve {written})")
+
+
+@cli.command("serve")
+@click.argument("package_dir", type=click.Path(path_type=Path))
+@click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (default: a free one).")
+def serve_cmd(package_dir, port):
+    """Serve a package and its demo page on 127.0.0.1 with COOP/COEP headers; Ctrl-C stops.
+
+    \b
+    Example:
+      srjs serve artifacts/pkg --port 8080
+    """
+    import time
+
+    from srjs.package import serve
+
+    url, server = serve(package_dir, port)
+    click.echo(f"Serving {package_dir} at {url}  (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.close()
+
+
 def main() -> None:
     """Console entry point: one-line errors, tracebacks only with --debug."""
     try:

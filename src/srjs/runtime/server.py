@@ -43,12 +43,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class StaticServer:
-    """Serve mounted folders on http://127.0.0.1:<free port>. Use as a context manager."""
+    """Serve mounted folders on http://127.0.0.1:<port> (0: a free one). Use as a context manager."""
 
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self._mounts: dict[str, tuple[Path, bool]] = {}
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _Server(("127.0.0.1", port), _handler_for(self))
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
 

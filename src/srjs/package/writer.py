@@ -1,0 +1,235 @@
+"""`srjs package`: model dirs -> one npm-ready folder in UpscalerJS's model-package shape.
+
+```
+package.json         exports per entry ("./<entry>": types/import/require/umd), "./<N>x" for the
+                     first entry of each scale, "." for the first entry
+models/<entry>/      model.json + weight shards, copied byte for byte from tfjs_layers|tfjs_graph
+dist/esm|cjs|umd/    definition modules (definitions.py); dist/types/ their .d.ts
+demo/                the demo page (demo.py)
+README.md LICENSE    metrics table, usage, credits (readme.py, attribution.py)
+srjs-package.json    entries and the sha256 of every other file
+```
+
+An entry is one (model dir, export) pair; its name is the model's manifest name, with
+`-graph` added to graph entries when both exports ship. Output is deterministic: files are
+written in a fixed order from sorted inputs, nothing records a time or a build-machine path,
+so two runs give byte-identical folders.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import srjs
+from srjs import modeldir
+from srjs.errors import BadInput
+from srjs.package import attribution, definitions, demo, readme
+from srjs.package.definitions import Definition
+
+MANIFEST = "srjs-package.json"
+SCHEMA = "srjs.package/1"
+EXPORTS = {"layers": modeldir.TFJS_LAYERS_DIR, "graph": modeldir.TFJS_GRAPH_DIR}
+# npm's rules: lowercase, URL-safe, at most 214 characters, optional @scope/.
+_NPM_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+                     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$")
+_SHARD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def check_name(name: str) -> str:
+    if not name or len(name) > 214 or not _NPM_NAME.match(name):
+        raise BadInput(f"'{name}' is not a valid npm package name (lowercase letters, digits, '-._~', "
+                       "optionally @scope/name)")
+    return name
+
+
+def check_version(version: str) -> str:
+    if not _SEMVER.match(version or ""):
+        raise BadInput(f"'{version}' is not a semantic version (e.g. 1.0.0)")
+    return version
+
+
+def _entry_name(model_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-.")
+    return slug or "model"
+
+
+def _meta(manifest: modeldir.Manifest) -> dict:
+    """The definition's meta: architecture and the tiling evaluate measured (None if not)."""
+    pad = manifest.results.get("seam_free_padding")
+    tile = manifest.results.get("seam_patch")
+    measured = isinstance(pad, int) and isinstance(tile, int)
+    return {
+        "architecture": manifest.arch,
+        **{k: v for k, v in sorted(manifest.arch_params.items()) if isinstance(v, (int, float, str, bool))},
+        "name": manifest.name,
+        "padding": pad if measured else None,
+        "patchSize": tile + 2 * pad if measured else None,
+        "tile": tile if measured else None,
+        "srjsVersion": manifest.srjs_version,
+    }
+
+
+def _model_files(folder: Path) -> list[str]:
+    """model.json plus the shards its weightsManifest names (plain file names only)."""
+    model_json = folder / "model.json"
+    if not model_json.is_file():
+        raise BadInput(f"'{folder}' has no model.json; convert with the TF.js exports (not --no-tfjs)")
+    try:
+        groups = json.loads(model_json.read_text())["weightsManifest"]
+        paths = [p for g in groups for p in g["paths"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise BadInput(f"'{model_json}' is not a TF.js model.json: {err}") from None
+    for p in paths:
+        if not _SHARD_NAME.match(p) or p in (".", "..") or not (folder / p).is_file():
+            raise BadInput(f"'{model_json}' names weight file '{p}', which is not a file beside it")
+    return ["model.json", *paths]
+
+
+def _sizes(folder: Path, names: list[str]) -> tuple[int, int]:
+    data = [(folder / n).read_bytes() for n in names]
+    return sum(map(len, data)), sum(len(gzip.compress(d, compresslevel=9, mtime=0)) for d in data)
+
+
+@contextlib.contextmanager
+def _atomic_package(out: Path) -> Iterator[Path]:
+    """A temporary sibling renamed onto `out` at the end; only an earlier package (it has
+    srjs-package.json) or an empty folder is ever replaced."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
+        raise BadInput(f"'{out}' exists and is not an srjs package; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(trash / "old")
+            tmp.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8"))
+
+
+def _exports(defs: list[Definition]) -> dict:
+    def conditions(d: Definition) -> dict:
+        return {
+            "types": f"./{definitions.TYPES_DIR}/{d.entry}.d.ts",
+            "umd": f"./{definitions.UMD_DIR}/{d.entry}.umd.js",
+            "import": f"./{definitions.ESM_DIR}/{d.entry}.mjs",
+            "require": f"./{definitions.CJS_DIR}/{d.entry}.cjs",
+        }
+
+    preferred = [d for d in defs if d.kind == "layers"] or defs  # UpscalerJS users import ./4x
+    exports = {".": conditions(preferred[0])}
+    for d in preferred:
+        exports.setdefault(f"./{d.scale}x", conditions(d))
+    for d in defs:
+        exports[f"./{d.entry}"] = conditions(d)
+    exports["./package.json"] = "./package.json"
+    exports["./models/*"] = "./models/*"
+    return exports
+
+
+def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
+                  exports: tuple[str, ...] = ("layers",), report: dict | None = None) -> Path:
+    """Write the npm package for `model_dirs` to `out` atomically; returns `out`.
+
+    exports: which TF.js exports ship, ("layers",), ("graph",) or both. report: an
+    `srjs evaluate --json` document for the README's quality columns (optional).
+    """
+    check_name(name)
+    check_version(version)
+    if not model_dirs:
+        raise BadInput("give at least one model dir to package")
+    kinds = tuple(k for k in EXPORTS if k in exports)
+    if not kinds or len(kinds) != len(set(exports)):
+        raise BadInput(f"exports must be layers, graph or both, not {','.join(exports) or 'nothing'}")
+
+    plans = []  # (definition, source folder, files, manifest, model dir)
+    seen: dict[str, Path] = {}
+    for model_dir in map(Path, model_dirs):
+        manifest = modeldir.read_manifest(model_dir)
+        for kind in kinds:
+            entry = _entry_name(manifest.name) + ("-graph" if kind == "graph" and len(kinds) == 2 else "")
+            if entry in seen:
+                raise BadInput(f"'{seen[entry]}' and '{model_dir}' both make package entry '{entry}'; "
+                               "give the model dirs distinct manifest names")
+            seen[entry] = model_dir
+            folder = model_dir / EXPORTS[kind]
+            files = _model_files(folder)
+            d = Definition(entry=entry, kind=kind, scale=int(manifest.scale),
+                           value_range=tuple(manifest.value_range), meta=_meta(manifest),
+                           package=name, version=version)
+            plans.append((d, folder, files, manifest, model_dir))
+
+    sources = [attribution.source_of(md, m) for _, _, _, m, md in plans]
+    defs = [p[0] for p in plans]
+    with _atomic_package(out) as root:
+        facts = []
+        for d, folder, files, manifest, model_dir in plans:
+            target = root / "models" / d.entry
+            target.mkdir(parents=True)
+            for f in files:
+                shutil.copyfile(folder / f, target / f)
+            _write(root, f"{definitions.ESM_DIR}/{d.entry}.mjs", definitions.esm(d))
+            _write(root, f"{definitions.CJS_DIR}/{d.entry}.cjs", definitions.cjs(d))
+            _write(root, f"{definitions.UMD_DIR}/{d.entry}.umd.js", definitions.umd(d))
+            _write(root, f"{definitions.TYPES_DIR}/{d.entry}.d.ts", definitions.types(d))
+            size, gz = _sizes(folder, files)
+            facts.append(readme.EntryFacts(d, manifest.name, manifest.arch, size, gz,
+                                           readme.quality_from(report, model_dir, manifest.name, manifest.results)))
+        _write(root, f"{definitions.TYPES_DIR}/definition.d.ts", definitions.TYPES_COMMON)
+        demo.write_demo(root, defs)
+        _write(root, "README.md", readme.render(name, version, facts, sources))
+        _write(root, "LICENSE", attribution.license_file(sources))
+        first = _exports(defs)["."]
+        package_json = {
+            "name": name,
+            "version": version,
+            "description": f"Super-resolution model{'s' if len(defs) > 1 else ''} "
+                           f"({', '.join(dict.fromkeys(f'{m.arch} x{m.scale}' for _, _, _, m, _ in plans))}) "
+                           "for UpscalerJS and TensorFlow.js, packaged by srjs",
+            "keywords": ["super resolution", "upscaling", "tensorflowjs", "upscalerjs", "esrgan"],
+            "license": attribution.spdx(sources),
+            "exports": _exports(defs),
+            "main": first["require"],
+            "module": first["import"],
+            "types": first["types"],
+            "umd:main": first["umd"],
+            "files": ["dist/", "models/", "demo/", "README.md", "LICENSE", MANIFEST],
+            "peerDependencies": {"@tensorflow/tfjs": "^4.0.0"},
+            "sideEffects": False,
+            "srjs": {"entries": {d.entry: {"kind": d.kind, "scale": d.scale} for d in defs}},
+        }
+        _write(root, "package.json", json.dumps(package_json, indent=2) + "\n")
+        index = {
+            "schema": SCHEMA,
+            "name": name,
+            "version": version,
+            "srjs_version": srjs.__version__,
+            "entries": [{"entry": d.entry, "kind": d.kind, "scale": d.scale, "model": m.name,
+                         "source": s.label, "source_sha256": s.sha256, "meta": d.meta}
+                        for (d, _, _, m, _), s in zip(plans, sources)],
+            "files": {str(p.relative_to(root).as_posix()): {"bytes": p.stat().st_size,
+                                                             "sha256": modeldir.sha256_file(p)}
+                      for p in sorted(root.rglob("*")) if p.is_file()},
+        }
+        _write(root, MANIFEST, json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return Path(out)
