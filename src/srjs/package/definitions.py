@@ -108,7 +108,7 @@ def cjs(d: Definition) -> str:
         parts.append(_layers_source())
     parts.append(f"const definition = {_object_literal(d, path_expr)};")
     parts.append("if (definition.path === undefined) delete definition.path;")
-    parts.append("module.exports = definition;\nmodule.exports.default = definition;\n")
+    parts.append("module.exports = definition;\n")
     return "\n".join(parts)
 
 
