@@ -1,7 +1,7 @@
 // UpscalerJS page: window.srjsUpscale(job) upscales one image with `new Upscaler({model})` the
 // way a user's page does, and PUTs the float32 HxWx3 result tensor (clipped to [0, 255] by
 // UpscalerJS, not rounded) back as .npy.
-// job: {model_url, scale, input_range, output_range, image_url, patch_size, padding,
+// job: {model_url | definition_url | definition_script + definition_global, scale, input_range, output_range, image_url, patch_size, padding,
 //       backend (null: tfjs's default), out_url}
 import { encodeNpy } from './npy.mjs';
 import { registerCustomLayers } from './layers.mjs';
@@ -13,22 +13,35 @@ const tf = window.tf;
 // speaks HTTP/2 and never hits that, so reading bodies whole changes transport, not results.
 tf.env().platform.fetch = fetchWhole;
 
+function loadScript(src, global) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = src;
+    script.onload = () => (window[global] ? resolve(window[global]) : reject(new Error(`${src} defined no ${global}`)));
+    script.onerror = () => reject(new Error(`GET ${src} failed`));
+    document.head.appendChild(script);
+  });
+}
+
 window.srjsUpscale = async (job) => {
   if (job.backend && !(await tf.setBackend(job.backend))) {
     throw new Error(`backend '${job.backend}' is unavailable (in use: ${tf.getBackend()})`);
   }
   await tf.ready();
-  const upscaler = new window.Upscaler({
-    model: {
-      path: job.model_url,
-      scale: job.scale,
-      modelType: 'layers',
-      inputRange: job.input_range,
-      outputRange: job.output_range,
-      // UpscalerJS model packages register their custom layers in setup(tf); so does this.
-      setup: (tfOfUpscaler) => registerCustomLayers(tfOfUpscaler),
-    },
-  });
+  // definition_url: a model package's own ESM definition module (srjs package output), used
+  // as an UpscalerJS user imports it; definition_script + definition_global: its UMD build
+  // added as a <script> tag; otherwise a definition built here from model_url.
+  const model = job.definition_url ? (await import(job.definition_url)).default
+    : job.definition_script ? await loadScript(job.definition_script, job.definition_global) : {
+    path: job.model_url,
+    scale: job.scale,
+    modelType: 'layers',
+    inputRange: job.input_range,
+    outputRange: job.output_range,
+    // UpscalerJS model packages register their custom layers in setup(tf); so does this.
+    setup: (tfOfUpscaler) => registerCustomLayers(tfOfUpscaler),
+  };
+  const upscaler = new window.Upscaler({ model });
   const options = { output: 'tensor' };
   if (job.patch_size) {
     options.patchSize = job.patch_size;

@@ -76,11 +76,13 @@ class BrowserSession:
                 continue  # stray library output on stdout, not a reply
 
     def call(self, page: str, fn: str, arg: dict, timeout_s: float = 600) -> dict:
-        """Open js/harness/`page`, await window[fn](arg); returns the reply
-        {ok, result | error, log}. A page error is a reply, a dead browser raises CheckFailed."""
+        """Open js/harness/`page` (or `page` itself when it is an http:// URL, e.g. a mounted
+        package's demo), await window[fn](arg); returns the reply {ok, result | error, log}.
+        A page error is a reply, a dead browser raises CheckFailed."""
+        url = page if page.startswith("http://") else f"{self.server.url}/js/harness/{page}"
         with self._lock:
             self._next_id += 1
-            request = {"id": self._next_id, "url": f"{self.server.url}/js/harness/{page}",
+            request = {"id": self._next_id, "url": url,
                        "fn": fn, "arg": arg, "timeout_ms": int(timeout_s * 1000)}
             if self._proc.poll() is not None:
                 raise CheckFailed("browser harness is not running (closed or crashed)")
