@@ -109,8 +109,7 @@ function show(source, result) {
   const ctx = before.getContext('2d');
   ctx.imageSmoothingQuality = 'high';
   ctx.drawImage(source, 0, 0, width, height);
-  $('compare').hidden = false;
-  $('slider').hidden = false;
+  $('viewer').hidden = false;
   const rows = Object.entries(result.timings).map(([k, v]) => `<tr><th>${k.replace('_ms', '')}</th><td>${v.toFixed(1)} ms</td></tr>`);
   rows.push(`<tr><th>backend</th><td>${tf.getBackend()}${tf.getBackend() === 'wasm' ? ` (${tf.wasm.getThreadsCount()} threads)` : ''}</td></tr>`);
   rows.push(`<tr><th>tiles</th><td>${result.tiles}</td></tr>`);
@@ -168,7 +167,11 @@ $('file').onchange = async () => {
   $('status').textContent = `${file.name}: ${picked.width}×${picked.height}. Press Upscale.`;
 };
 $('run').onclick = () => picked && run(picked).catch(() => {});
-$('slider').oninput = () => { $('before').style.clipPath = `inset(0 ${100 - $('slider').value}% 0 0)`; };
+$('slider').oninput = () => {
+  const at = Number($('slider').value);
+  $('before').style.clipPath = `inset(0 ${100 - at}% 0 0)`;
+  $('divider').style.left = `${at}%`;
+};
 
 // Scripted use (srjs's tests): the same path as the button, with an image URL.
 window.srjsDemoUpscale = async (job) => {
