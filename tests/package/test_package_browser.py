@@ -82,3 +82,14 @@ def test_demo_page_upscales_like_srjs_upscale(built, session, backend):
     got = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
     assert got.shape == ours.shape
     assert np.abs(got - ours).max() <= 2.0  # uint8 canvas output vs float: rounding included
+
+
+def test_npm_source_license_and_attribution(built):
+    from srjs.convert import npm
+
+    pkg = built[0]
+    upstream = npm.package_dir("@upscalerjs/esrgan-slim", "1.0.0")
+    assert (pkg / "LICENSE").read_bytes() == (upstream / "LICENSE").read_bytes()
+    assert json.loads((pkg / "package.json").read_text())["license"] == "MIT"
+    readme = (pkg / "README.md").read_text()
+    assert "`npm:@upscalerjs/esrgan-slim@1.0.0/models/x4/model.json` by Kevin Scott, license MIT" in readme

@@ -182,3 +182,40 @@ def test_cli_package_and_serve_with_isolation_headers(models, tmp_path):
         server.close()
     with pytest.raises(BadInput, match="not a package folder"):
         serve(tmp_path)
+
+
+def test_readme_quality_from_an_evaluate_report(models, tmp_path):
+    report = {"dataset": "builtin", "rows": [
+        {"kind": "bicubic", "name": "bicubic x2", "psnr_y": 20.0},
+        {"kind": "model", "name": "renamed", "path": str(models[0]), "psnr_y": 31.234, "ssim_y": 0.91234,
+         "fidelity_psnr_y": 45.5, "warm_ms": 12.4},
+        {"kind": "model", "name": "tiny-x4", "path": "/elsewhere/tiny-x4", "psnr_y": 27.5, "ssim_y": 0.8,
+         "fidelity_psnr_y": None, "warm_ms": None}]}
+    pkg = write_package(models, tmp_path / "pkg", name="tiny", version="1.0.0", report=report)
+    readme = (pkg / "README.md").read_text()
+    assert "| x2 | " in readme and "| 31.23 | 0.9123 | 45.50 | 12 | 5 | 42 |" in readme  # matched by path
+    assert "| 27.50 | 0.8000 | — | — | — | — |" in readme  # matched by name; unmeasured stays —
+    assert "of builtin" in readme
+
+
+def test_serve_stops_on_ctrl_c(models, tmp_path):
+    import os
+    import signal
+    import sys
+    import time
+
+    write_package(models[:1], tmp_path / "pkg", name="tiny", version="1.0.0")
+    proc = subprocess.Popen([sys.executable, "-m", "srjs.cli", "serve", str(tmp_path / "pkg")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # printed once listening
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url) as response:
+            assert response.status == 200
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped" in out
