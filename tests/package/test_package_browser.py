@@ -66,18 +66,21 @@ def test_upscalerjs_through_the_package_definitions(built, session):
             assert np.abs(got - ours).max() <= 2.0, how  # 2/255 of the range, in 8-bit levels
 
 
-@pytest.mark.parametrize("backend", ["cpu", "wasm", "webgl"])
-def test_demo_page_upscales_like_srjs_upscale(built, session, backend):
+@pytest.mark.parametrize("backend, entry", [("cpu", "esrgan-slim-x4"), ("wasm", "esrgan-slim-x4"),
+                                            ("webgl", "esrgan-slim-x4"), ("wasm", "esrgan-slim-x4-graph")])
+def test_demo_page_upscales_like_srjs_upscale(built, session, backend, entry):
     from srjs.runtime.browser import page_job
 
     pkg, _, image, ours = built
     with page_job(session, "srjs-demo-") as (session, tmp, mount):
         Image.fromarray(image).save(tmp / "image.png")
-        job = {"image_url": mount(tmp) + "image.png", "backend": backend, "tile": 12, "pad": 8}
+        job = {"image_url": mount(tmp) + "image.png", "backend": backend, "entry": entry, "tile": 12, "pad": 8}
         reply = session.call(mount(pkg) + "demo/index.html", "srjsDemoUpscale", job, 300)
     assert reply["ok"], (reply.get("error"), reply.get("log"))
     result = reply["result"]
-    assert result["backend"] == backend and result["tiles"] == 4  # 32x40, tile 12 + 2 * pad 8: 2x2 windows of 28x28
+    assert (result["backend"], result["entry"]) == (backend, entry)
+    assert result["modelType"] == ("graph" if entry.endswith("graph") else "layers")
+    assert result["tiles"] == 4  # 32x40, tile 12 + 2 * pad 8: 2x2 windows of 28x28
     png = base64.b64decode(result["png"].split(",", 1)[1])
     got = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
     assert got.shape == ours.shape

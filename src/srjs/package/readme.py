@@ -114,7 +114,10 @@ def render(name: str, version: str, entries: list[EntryFacts], sources: list[Sou
             "For large images, upscale tile by tile with the padding above (see `demo/demo.js`).", "",
             "## Demo", "",
             "`demo/index.html` upscales an image you pick, tile by tile, on webgl, wasm or cpu. It needs "
-            "HTTP with COOP/COEP headers for wasm threads: `srjs serve <this folder>` prints its URL.", "",
+            "HTTP with COOP/COEP headers for wasm threads: `srjs serve <this folder>` prints its URL. "
+            "`demo/vendor/` holds TF.js and its wasm backend (about 2.8 MB, 1 MB gzipped) so the page "
+            "works offline from any static server; drop `demo/` from `files` in package.json to "
+            "publish without it.", "",
             "## Files", "",
             "`srjs-package.json` lists the sha256 of every file; `models/<entry>/` holds model.json "
             "and its weight shards; `dist/` the ESM (`.mjs`), CommonJS (`.cjs`) and UMD definitions and "

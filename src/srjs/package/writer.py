@@ -107,6 +107,7 @@ def _atomic_package(out: Path) -> Iterator[Path]:
         raise BadInput(f"'{out}' exists and is not an srjs package; refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a package is meant to be served and shared
     try:
         yield tmp
         if out.exists():
@@ -152,7 +153,10 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
     """Write the npm package for `model_dirs` to `out` atomically; returns `out`.
 
     exports: which TF.js exports ship, ("layers",), ("graph",) or both. report: an
-    `srjs evaluate --json` document for the README's quality columns (optional).
+    `srjs evaluate --json` document (Evaluation.to_dict()) for the README's quality columns;
+    its model rows are matched to model dirs by `path`, then by `name` (optional).
+    Raises BadInput for a bad name/version/exports, a dir that is not a model dir or lacks
+    the export, or two dirs that would make the same entry; nothing is written then.
     """
     check_name(name)
     check_version(version)

@@ -44,7 +44,8 @@ async function useBackend(name) {
 
 // Upscale `source` (img, bitmap or canvas) -> {imageData, timings, tiles}.
 export async function upscale(source, { entry, backend, tile, pad, onProgress = () => {} }) {
-  const item = entries.find((e) => e.entry === entry) || entries[0];
+  const item = entries.find((e) => e.entry === entry);
+  if (!item) throw new Error(`no entry '${entry}' in this package`);
   const def = item.definition;
   const scale = def.scale;
   const [lo, hi] = def.outputRange;
@@ -94,6 +95,8 @@ export async function upscale(source, { entry, backend, tile, pad, onProgress = 
   const t3 = performance.now();
   return {
     imageData: new ImageData(rgba, outW, height * scale),
+    entry: item.entry,
+    modelType: def.modelType,
     tiles: tiles.length,
     timings: { load_ms: t1 - t0, warmup_ms: t2 - t1, upscale_ms: t3 - t2, per_tile_ms: (t3 - t2) / tiles.length },
   };
@@ -178,13 +181,17 @@ window.srjsDemoUpscale = async (job) => {
   const img = new Image();
   img.src = job.image_url;
   await img.decode();
-  if (job.entry) $('entry').value = job.entry;
+  if (job.entry) {
+    if (!entries.some((e) => e.entry === job.entry)) throw new Error(`no entry '${job.entry}' in this package`);
+    $('entry').value = job.entry;
+  }
   defaults();
   if (job.backend) $('backend').value = job.backend;
   if (job.tile) $('tile').value = job.tile;
   if (job.pad !== undefined && job.pad !== null) $('pad').value = job.pad;
   picked = img;
   const { result, canvas } = await run(img);
-  return { png: canvas.toDataURL('image/png'), timings: result.timings, tiles: result.tiles, backend: tf.getBackend() };
+  return { png: canvas.toDataURL('image/png'), timings: result.timings, tiles: result.tiles, backend: tf.getBackend(),
+    entry: result.entry, modelType: result.modelType };
 };
 window.srjsReady = true;
