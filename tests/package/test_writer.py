@@ -75,7 +75,8 @@ def test_package_files_exports_and_definitions(models, tmp_path):
                for k, v in files.items() if k != "srjs-package.json")
     # meta: evaluate's seam-free padding and tile -> UpscalerJS patchSize; absent stays null.
     by_entry = {e["entry"]: e["meta"] for e in index["entries"]}
-    assert (by_entry["tiny-x2"]["padding"], by_entry["tiny-x2"]["tile"], by_entry["tiny-x2"]["patchSize"]) == (5, 32, 42)
+    x2 = by_entry["tiny-x2"]
+    assert (x2["padding"], x2["tile"], x2["patchSize"]) == (5, 32, 42)
     assert by_entry["tiny-x4"]["padding"] is None and by_entry["tiny-x4"]["patchSize"] is None
     readme = files["README.md"].decode()
     assert "| `@me/tiny/tiny-x2` | tiny-x2 (srvgg) | layers | x2 |" in readme
@@ -98,7 +99,8 @@ const esm = (await import({json.dumps((pkg / 'dist/esm/tiny-x2.mjs').as_uri())})
 const cjs = createRequire(import.meta.url)({json.dumps(str(pkg / 'dist/cjs/tiny-x2.cjs'))});
 const tf = createRequire({json.dumps(str(env.js_dir() / 'package.json'))})('@tensorflow/tfjs');
 esm.setup(tf);
-const registered = ['PixelShuffle2x', 'MultiplyBeta'].map((n) => !!tf.serialization.SerializationMap.getMap().classNameMap[n]);
+const known = tf.serialization.SerializationMap.getMap().classNameMap;
+const registered = ['PixelShuffle2x', 'MultiplyBeta'].map((n) => !!known[n]);
 console.log(JSON.stringify({{ esm: {{ ...esm, setup: typeof esm.setup }}, cjs: {{ ...cjs, setup: typeof cjs.setup }},
   exists: fs.existsSync(fileURLToPath(esm.path)), registered }}));
 """)

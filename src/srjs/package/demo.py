@@ -1,10 +1,10 @@
 """The package's demo page: demo/index.html + demo.js + tiling.mjs (srjs/package/page/),
 demo/entries.mjs importing each entry's ESM definition, and demo/vendor/ with TF.js.
 
-Vendor choice: tf.min.js and the wasm backend (script + its three .wasm builds) are copied
-from js/node_modules (about 2.8 MB, 1.0 MB gzipped) so the page works from any static server
-with no network and no install step; the model's own bytes usually dominate anyway. Files
-are copied as they are, so two runs give the same bytes.
+Vendor choice: tf.min.js, the wasm backend (script + its three .wasm builds) and the webgpu
+backend are copied from js/node_modules (about 3.1 MB, 0.9 MB gzipped) so the page works
+from any static server with no network and no install step. Files are copied as they are,
+so two runs give the same bytes.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ VENDOR = {  # file in the package's demo/vendor/ -> path under js/node_modules
     "tfjs-backend-wasm-simd.wasm": "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm",
     "tfjs-backend-wasm-threaded-simd.wasm":
         "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm",
+    "tf-backend-webgpu.min.js": "@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js",
 }
 
 
@@ -51,9 +52,8 @@ def write_demo(root: Path, defs: list[Definition]) -> None:
         if not src.is_file():
             raise BadInput(f"{src} is missing; run `make setup` (the demo page ships TF.js from it)")
         shutil.copyfile(src, demo / "vendor" / name)
-    tfjs = _version(node_modules, "@tensorflow/tfjs")
-    wasm = _version(node_modules, "@tensorflow/tfjs-backend-wasm")
+    versions = ", ".join(f"`{p}` {_version(node_modules, p)}" for p in (
+        "@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", "@tensorflow/tfjs-backend-webgpu"))
     (demo / "vendor" / "README.md").write_text(
-        f"TensorFlow.js {tfjs} (`@tensorflow/tfjs`) and its wasm backend {wasm} "
-        "(`@tensorflow/tfjs-backend-wasm`), unmodified builds from npm, Apache License 2.0, "
-        "Copyright Google LLC. Copied here so the demo runs offline from any static server.\n")
+        f"TensorFlow.js builds from npm, unmodified: {versions}. Apache License 2.0, Copyright Google "
+        "LLC. Copied here so the demo runs offline from any static server.\n")

@@ -113,9 +113,10 @@ def render(name: str, version: str, entries: list[EntryFacts], sources: list[Sou
             "await tf.browser.toPixels(y, canvas);", "```", "",
             "For large images, upscale tile by tile with the padding above (see `demo/demo.js`).", "",
             "## Demo", "",
-            "`demo/index.html` upscales an image you pick, tile by tile, on webgl, wasm or cpu. It needs "
+            "`demo/index.html` upscales an image you pick, tile by tile, on webgl, wasm or cpu (webgpu "
+            "where the browser has it). It needs "
             "HTTP with COOP/COEP headers for wasm threads: `srjs serve <this folder>` prints its URL. "
-            "`demo/vendor/` holds TF.js and its wasm backend (about 2.8 MB, 1 MB gzipped) so the page "
+            "`demo/vendor/` holds TF.js and its wasm and webgpu backends (about 3.1 MB, 0.9 MB gzipped) so the page "
             "works offline from any static server; drop `demo/` from `files` in package.json to "
             "publish without it.", "",
             "## Files", "",
