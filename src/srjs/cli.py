@@ -233,6 +233,7 @@ def package_cmd(model_dirs, out, pkg_name, pkg_version, export, report_path):
     from srjs import modeldir
     from srjs.errors import BadInput
     from srjs.package import write_package
+    from srjs.package.writer import entry_name
 
     report = None
     if report_path is not None:
@@ -240,7 +241,8 @@ def package_cmd(model_dirs, out, pkg_name, pkg_version, export, report_path):
             report = json.loads(Path(report_path).read_text())
         except (OSError, ValueError) as err:
             raise BadInput(f"--report '{report_path}' is not a readable JSON file: {err}") from None
-    name = pkg_name or modeldir.read_manifest(model_dirs[0]).name
+    # Default: the first model's name made npm-safe (lowercase, URL-safe), like its entry name.
+    name = pkg_name or entry_name(modeldir.read_manifest(model_dirs[0]).name)
     exports = ("layers", "graph") if export == "both" else (export,)
     written = write_package(list(model_dirs), out, name=name, version=pkg_version, exports=exports, report=report)
     click.echo(f"{name}@{pkg_version} -> {written}  (demo: srjs serve {written})")

@@ -184,6 +184,22 @@ def test_cli_package_and_serve_with_isolation_headers(models, tmp_path):
         server.close()
     with pytest.raises(BadInput, match="not a package folder"):
         serve(tmp_path)
+    busy_url, busy = serve(tmp_path / "pkg")
+    try:
+        port = int(busy_url.split(":")[2].split("/")[0])
+        with pytest.raises(BadInput, match=f"cannot listen on 127.0.0.1:{port}"):
+            serve(tmp_path / "pkg", port)
+    finally:
+        busy.close()
+
+
+def test_cli_default_name_is_the_first_model_made_npm_safe(tmp_path):
+    model = fake_model_dir(tmp_path, "Tiny_Model X2")
+    result = run_cli("package", model, "-o", tmp_path / "pkg")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "pkg" / "package.json").read_text())
+    assert (meta["name"], meta["version"]) == ("tiny_model-x2", "0.1.0")
+    assert "./tiny_model-x2" in meta["exports"]
 
 
 def test_readme_quality_from_an_evaluate_report(models, tmp_path):

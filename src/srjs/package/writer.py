@@ -56,8 +56,9 @@ def check_version(version: str) -> str:
     return version
 
 
-def _entry_name(model_name: str) -> str:
-    slug = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-.")
+def entry_name(model_name: str) -> str:
+    """A model name as a package entry (and npm-safe default package name)."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-._")
     return slug or "model"
 
 
@@ -171,7 +172,7 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
     for model_dir in map(Path, model_dirs):
         manifest = modeldir.read_manifest(model_dir)
         for kind in kinds:
-            entry = _entry_name(manifest.name) + ("-graph" if kind == "graph" and len(kinds) == 2 else "")
+            entry = entry_name(manifest.name) + ("-graph" if kind == "graph" and len(kinds) == 2 else "")
             if entry in seen:
                 raise BadInput(f"'{seen[entry]}' and '{model_dir}' both make package entry '{entry}'; "
                                "give the model dirs distinct manifest names")
