@@ -14,7 +14,6 @@ import copy
 import dis
 import json
 import marshal
-import math
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from srjs import tfjs_weights
 from srjs.errors import BadInput
 
 
@@ -505,15 +505,6 @@ def patch_model_json(data: dict, *, upscalerjs_compat: bool = False,
     return PatchResult(out, changes)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise BadInput(f"'{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"'{path}' is not a readable JSON file: {exc}") from None
-
-
 def _write_atomic(path: Path, text: str | None = None, source: Path | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -539,7 +530,7 @@ def patch_file(path: Path, out: Path | None = None, *, check: bool = False,
     another directory (or is a directory), the shards are copied beside it.
     """
     path = Path(path)
-    result = patch_model_json(_read_json(path), upscalerjs_compat=upscalerjs_compat)
+    result = patch_model_json(tfjs_weights.read_model_json(path), upscalerjs_compat=upscalerjs_compat)
     _check_manifest(result.data, path.parent, str(path))
     if check:
         return result
@@ -550,29 +541,15 @@ def patch_file(path: Path, out: Path | None = None, *, check: bool = False,
         return result
     if target.parent.resolve() != path.parent.resolve():
         for group in result.data.get("weightsManifest") or []:
-            for shard in group.get("paths") or []:
-                _write_atomic(target.parent / shard, source=path.parent / shard)
+            for shard in group.get("paths") or []:  # both ends checked by _check_manifest's rules
+                _write_atomic(tfjs_weights.resolve_inside(target.parent, shard, str(path)),
+                              source=tfjs_weights.resolve_inside(path.parent, shard, str(path)))
     _write_atomic(target, text=json.dumps(result.data))
     return result
 
 
 # ---------------------------------------------------------------------------------------
-# weights manifest validation
-
-_DTYPE_BYTES = {"float32": 4, "int32": 4, "uint8": 1, "int8": 1, "uint16": 2, "float16": 2,
-                "bool": 1}
-
-
-def _weight_bytes(entry: dict, where: str) -> int:
-    quant = entry.get("quantization")
-    dtype = quant.get("dtype") if isinstance(quant, dict) else entry.get("dtype", "float32")
-    if dtype not in _DTYPE_BYTES:
-        raise BadInput(f"{where}: weight '{entry.get('name')}' has unsupported dtype '{dtype}'")
-    shape = entry.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise BadInput(f"{where}: weight '{entry.get('name')}' has no valid shape")
-    return math.prod(shape) * _DTYPE_BYTES[dtype]
-
+# weights manifest validation (shard bytes live in srjs.tfjs_weights; topology here)
 
 def _expected_weights(model: dict) -> tuple[set[str], set[str]]:
     """(weight names the topology needs, layer names whose weights srjs cannot predict)."""
@@ -591,27 +568,8 @@ def _expected_weights(model: dict) -> tuple[set[str], set[str]]:
     return needed, unknown
 
 
-def _check_manifest(data: dict, root: Path, where: str) -> None:
-    manifest = data.get("weightsManifest")
-    if not isinstance(manifest, list):
-        raise BadInput(f"{where}: no weightsManifest list")
-    present: list[str] = []
-    for group in manifest:
-        expected = sum(_weight_bytes(w, where) for w in group.get("weights") or [])
-        actual = 0
-        for shard in group.get("paths") or []:
-            file = root / shard
-            if not file.is_file():
-                raise BadInput(f"{where}: weight shard '{shard}' is missing")
-            actual += file.stat().st_size
-        if actual != expected:
-            shards = ", ".join(group.get("paths") or [])
-            raise BadInput(f"{where}: weight shards {shards} hold {actual} bytes but the "
-                           f"manifest's weights need {expected}")
-        present += [str(w.get("name")) for w in group.get("weights") or []]
-    duplicates = sorted({n for n in present if present.count(n) > 1})
-    if duplicates:
-        raise BadInput(f"{where}: weight '{duplicates[0]}' is listed twice")
+def check_topology_weights(data: dict, present: list[str], where: str) -> None:
+    """Every weight a known layer of the topology needs is in `present`, and none is extra."""
     needed, unknown = _expected_weights(_model_config(data))
     missing = sorted(needed - set(present))
     if missing:
@@ -623,13 +581,15 @@ def _check_manifest(data: dict, root: Path, where: str) -> None:
                        f"({len(extra)} extra)")
 
 
+def _check_manifest(data: dict, root: Path, where: str) -> None:
+    check_topology_weights(data, tfjs_weights.check_shards(data, root, where), where)
+
+
 def validate_weights_manifest(model_json: Path) -> None:
     """Check model.json's weightsManifest against its shard files and its topology.
 
-    Every shard exists; each group's shards hold exactly the bytes its weights need (by
-    dtype, or the quantized dtype: float32/int32 4 bytes, float16/uint16 2, uint8/int8 1);
-    every weight a known layer needs is present and no weight is left over. Raises BadInput
-    naming the first problem.
+    See `srjs.tfjs_weights.validate_manifest`: every shard exists inside the model folder,
+    each group's shards hold exactly the bytes its weights need, every weight a known layer
+    needs is present and no weight is left over. Raises BadInput naming the first problem.
     """
-    model_json = Path(model_json)
-    _check_manifest(_read_json(model_json), model_json.parent, str(model_json))
+    tfjs_weights.validate_manifest(model_json)

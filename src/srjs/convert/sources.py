@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from srjs import tfjs_weights
 from srjs.errors import BadInput
 from srjs.registry import Registry
 
@@ -180,10 +181,7 @@ def keras_layer_weights(model) -> dict[str, np.ndarray]:
 
 @_reader("tfjs_layers", lambda p: p.is_file() and p.suffix.lower() == ".json")
 def _read_tfjs_layers(path: Path) -> Checkpoint:
-    try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadInput(f"'{path}' is not valid JSON: {_first_line(err)}") from None
+    data = tfjs_weights.read_model_json(path)
     if data.get("format") == "graph-model":
         raise BadInput(f"'{path}' is a TF.js graph model; srjs converts layers models")
     if "modelTopology" not in data or "weightsManifest" not in data:
@@ -191,45 +189,9 @@ def _read_tfjs_layers(path: Path) -> Checkpoint:
     topology = data["modelTopology"]
     _refuse_lambda(topology.get("model_config", topology), path)
     return Checkpoint(
-        "tfjs_layers", read_tfjs_weights(path, data["weightsManifest"]),
+        "tfjs_layers", tfjs_weights.read_weights(path, data),
         load_original=lambda: _load_tfjs_layers(path),
     )
-
-
-_TFJS_DTYPES = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8, "uint16": np.uint16,
-                "float16": np.float16, "int8": np.int8, "int16": np.int16, "bool": np.bool_}
-
-
-def read_tfjs_weights(model_json: Path, manifest: list) -> dict[str, np.ndarray]:
-    """Decode a weightsManifest exactly as tfjs-core's decodeWeights does.
-
-    Affine-quantized weights are `q * scale + min` evaluated in double precision and stored
-    as float32 (JS numbers into a Float32Array); float16 becomes float32.
-    """
-    weights = {}
-    for group in manifest:
-        try:
-            buffer = b"".join((model_json.parent / shard).read_bytes() for shard in group["paths"])
-        except OSError as err:
-            raise BadInput(f"weight shard missing for '{model_json}': {_first_line(err)}") from None
-        offset = 0
-        for spec in group["weights"]:
-            quant = spec.get("quantization")
-            stored = _TFJS_DTYPES[quant["dtype"] if quant else spec["dtype"]]
-            count = int(np.prod(spec["shape"], dtype=np.int64))
-            nbytes = count * np.dtype(stored).itemsize
-            if offset + nbytes > len(buffer):
-                raise BadInput(f"weight shards of '{model_json}' are shorter than the manifest says")
-            values = np.frombuffer(buffer, stored, count, offset).reshape(spec["shape"])
-            offset += nbytes
-            if quant and quant["dtype"] in ("uint8", "uint16"):
-                values = (values.astype(np.float64) * quant["scale"] + quant["min"]).astype(np.float32)
-            elif values.dtype == np.float16:
-                values = values.astype(np.float32)
-            weights[spec["name"]] = np.array(values)
-        if offset != len(buffer):
-            raise BadInput(f"weight shards of '{model_json}' are longer than the manifest says")
-    return weights
 
 
 def _load_tfjs_layers(path: Path):

@@ -7,12 +7,11 @@ from the shards (`q * scale + min` in double precision, stored float32; float16 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from srjs import modeldir
+from srjs import modeldir, tfjs_weights
 from srjs.errors import BadInput
 
 MODEL_JSON = "model.json"
@@ -25,17 +24,11 @@ def shipped_model_json(model_dir: Path) -> Path:
 
 def shipped_weights(model_dir: Path) -> dict[str, np.ndarray]:
     """`layer/weight` -> float32 array, decoded from tfjs_layers/ exactly as TF.js decodes it."""
-    from srjs.convert.sources import read_tfjs_weights
-
     path = shipped_model_json(model_dir)
     if not path.is_file():
         raise BadInput(f"'{model_dir}' ships no TF.js layers model ({path} is missing); "
                        "convert without --no-tfjs")
-    try:
-        manifest = json.loads(path.read_text())["weightsManifest"]
-    except (ValueError, KeyError) as err:
-        raise BadInput(f"'{path}' is not a TF.js layers model.json: {err}") from None
-    return read_tfjs_weights(path, manifest)
+    return tfjs_weights.read_weights(path)
 
 
 def load_shipped(model_dir: Path):
