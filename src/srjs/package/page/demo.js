@@ -16,9 +16,15 @@ if (window.crossOriginIsolated && navigator.hardwareConcurrency) {
   tf.wasm.setThreadsCount(navigator.hardwareConcurrency);
 }
 
-function backends() {
+// webgpu only where the browser has an adapter (navigator.gpu alone is not enough: headless
+// and blocklisted GPUs expose it and then fail).
+async function backends() {
   const list = ['webgl', 'wasm', 'cpu'];
-  if (navigator.gpu && tf.findBackendFactory('webgpu')) list.unshift('webgpu');
+  if (navigator.gpu && tf.findBackendFactory('webgpu')) {
+    try {
+      if (await navigator.gpu.requestAdapter()) list.unshift('webgpu');
+    } catch (err) { /* no usable GPU */ }
+  }
   return list;
 }
 
@@ -158,7 +164,7 @@ async function run(source) {
 
 let picked = null;
 for (const e of entries) $('entry').add(new Option(`${e.entry} (x${e.definition.scale}, ${e.definition.modelType})`, e.entry));
-for (const b of backends()) $('backend').add(new Option(b, b));
+for (const b of await backends()) $('backend').add(new Option(b, b));
 $('title').textContent = `${entries[0].definition._internals.name} — super-resolution demo`;
 $('entry').onchange = defaults;
 defaults();
