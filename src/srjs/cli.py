@@ -274,14 +274,18 @@ def serve_cmd(package_dir, port):
 
 
 def main() -> None:
-    """Console entry point: one-line errors, tracebacks only with --debug."""
+    """Console entry point: one-line errors, tracebacks only with --debug.
+
+    Exit codes: click's own (a command's `ctx.exit(N)` exits N), 1 a failed check, 2 bad
+    input or usage, 130 interrupted (Ctrl-C), 1 for a bug (named as unexpected).
+    """
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
+    except (click.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("interrupted", err=True)
+        sys.exit(130)
     except click.UsageError as err:
         click.echo(f"error: {err.format_message()}", err=True)
         sys.exit(2)
@@ -296,6 +300,8 @@ def main() -> None:
         first = (str(err).strip().splitlines() or [""])[0]
         click.echo(f"error: unexpected {type(err).__name__}: {first} (rerun with --debug)", err=True)
         sys.exit(1)
+    # standalone_mode=False returns `ctx.exit(N)`'s N instead of exiting with it
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,20 @@ def quiet_import(name: str):
         return importlib.import_module(name)
 
 
+def keras_safe_mode():
+    """tf_keras' SafeModeScope: inside it every loader refuses Lambda bytecode.
+
+    `load_model(..., safe_mode=True)` only covers the .keras format; .h5, SavedModel and
+    model_from_json deserialise Lambda layers (and run their marshalled code) unless this
+    scope is active.
+    """
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+    return SafeModeScope(True)
+
+
 tf = quiet_import("tensorflow")
 keras = quiet_import("tf_keras")
 tf.get_logger().setLevel("ERROR")
 
-__all__ = ["tf", "keras", "quiet_import", "quiet_fds"]
+__all__ = ["tf", "keras", "quiet_import", "quiet_fds", "keras_safe_mode"]

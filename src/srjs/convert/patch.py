@@ -9,20 +9,17 @@ change, and `validate_weights_manifest` proves the shards still match the topolo
 """
 from __future__ import annotations
 
-import base64
 import copy
-import dis
 import json
-import marshal
 import os
 import re
 import shutil
 import tempfile
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from srjs import tfjs_weights
+from srjs.convert import lambda_code
 from srjs.errors import BadInput
 
 
@@ -248,94 +245,9 @@ def _fix_layer_keras3(layer: dict, changes: list[str]) -> None:
 # ---------------------------------------------------------------------------------------
 # Lambda layers -> UpscalerJS custom layers
 
-@dataclass(frozen=True)
-class _Input:
-    """Marker: the Lambda's input tensor."""
-
-
-_TF_DEPTH_TO_SPACE = {("tf", "nn", "depth_to_space"), ("tf", "depth_to_space"),
-                      ("tf", "compat", "v1", "depth_to_space"),
-                      ("tf", "compat", "v1", "nn", "depth_to_space"), ("depth_to_space",)}
-# Functions known only by name (Keras 3 keeps just the name of a def'd function).
+# Function names known only by name (Keras 3 keeps just the name of a def'd function).
 _SHUFFLE_NAME = re.compile(r"^(pixel_?shuffle|subpixel(_?conv2d)?|depth_to_space(_v2)?)$", re.I)
 _SCALE_KEYS = ("scale", "block_size", "upscale_factor", "factor", "r")
-# Bookkeeping instructions that neither load a value nor compute anything.
-_SKIP_OPS = {"RESUME", "CACHE", "NOP", "COPY_FREE_VARS", "PRECALL", "PUSH_NULL", "KW_NAMES",
-             "MAKE_CELL", "EXTENDED_ARG"}
-_CALL_OPS = {"CALL", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_KW"}
-
-
-def _load_code(b64) -> types.CodeType | None:
-    """Unmarshal a Keras-dumped function body, or None when this Python cannot read it.
-
-    marshal's format changes between Python versions; bytecode from another version fails
-    here (or decodes to instructions the strict patterns below do not accept).
-    """
-    if not isinstance(b64, str) or len(b64) > 1 << 16:
-        return None
-    try:
-        code = marshal.loads(base64.b64decode(b64))
-    except Exception:  # any malformed or foreign-version payload means "not recognised"
-        return None
-    return code if isinstance(code, types.CodeType) else None
-
-
-def _analyse_code(code: types.CodeType, closure, defaults, arguments: dict):
-    """('shuffle', scale) / ('multiply', beta) for the two exact shapes srjs translates."""
-    params = list(code.co_varnames[:code.co_argcount])
-    if not params:
-        return None
-    bound = dict(zip(params[len(params) - len(defaults or []):], defaults or []))
-    bound.update(arguments or {})
-    freevars = list(code.co_freevars)
-    cells = list(closure or [])
-
-    def value(ins):
-        if ins.opname == "LOAD_FAST":
-            if ins.argval == params[0]:
-                return _Input()
-            return bound.get(ins.argval, KeyError)
-        if ins.opname == "LOAD_CONST":
-            return ins.argval
-        if ins.opname == "LOAD_DEREF" and ins.argval in freevars and len(cells) == len(freevars):
-            return cells[freevars.index(ins.argval)]
-        return KeyError
-
-    ops = [i for i in dis.get_instructions(code) if i.opname not in _SKIP_OPS]
-    if not ops or ops[-1].opname != "RETURN_VALUE":
-        return None
-    body = ops[:-1]
-    is_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-    # x * c  |  c * x
-    if len(body) == 3 and (body[2].opname == "BINARY_MULTIPLY"
-                           or (body[2].opname == "BINARY_OP" and body[2].argrepr == "*")):
-        a, b = value(body[0]), value(body[1])
-        if isinstance(a, _Input) and is_num(b):
-            return "multiply", float(b)
-        if isinstance(b, _Input) and is_num(a):
-            return "multiply", float(a)
-        return None
-    # tf.nn.depth_to_space(x, s[, data_format='NHWC'])
-    if len(body) < 4 or body[0].opname != "LOAD_GLOBAL" or body[-1].opname not in _CALL_OPS:
-        return None
-    chain = [body[0].argval]
-    rest = body[1:-1]
-    while rest and rest[0].opname in ("LOAD_ATTR", "LOAD_METHOD"):
-        chain.append(rest[0].argval)
-        rest = rest[1:]
-    if tuple(chain) not in _TF_DEPTH_TO_SPACE:
-        return None
-    values = [value(i) for i in rest]
-    if any(v is KeyError for v in values) or any(i.opname in _CALL_OPS for i in rest):
-        return None
-    if not values or not isinstance(values[0], _Input):
-        return None
-    extra = [v for v in values[1:] if not (isinstance(v, tuple) and all(
-        k in ("block_size", "data_format") for k in v))]  # <=3.10 keeps kwarg names as a const
-    ints = [v for v in extra if is_num(v) and int(v) == v]
-    if len(ints) != 1 or ints[0] < 2 or any(v not in ("NHWC",) and v not in ints for v in extra):
-        return None
-    return "shuffle", int(ints[0])
 
 
 def _function_spec(cfg: dict):
@@ -361,9 +273,7 @@ def _translate_lambda(layer: dict, scale: int | None):
     code_b64, defaults, closure, fn_name = _function_spec(cfg)
     found = None
     if code_b64 is not None:
-        code = _load_code(code_b64)
-        if code is not None:
-            found = _analyse_code(code, closure, defaults, arguments)
+        found = lambda_code.analyse_isolated(code_b64, closure, defaults, arguments)
     elif isinstance(fn_name, str) and _SHUFFLE_NAME.match(fn_name):
         # Only a name survives; TF's one pixel-shuffle op is depth_to_space, which the JS
         # PixelShuffle layers implement, so the name is trusted and the scale must be known.

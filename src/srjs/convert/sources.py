@@ -90,20 +90,32 @@ def _read_safetensors(path: Path) -> Checkpoint:
 
 # --- Keras files: `layer/weight`-named weights ------------------------------------------
 
-def _refuse_lambda(config: dict, path: Path) -> None:
-    for layer in _walk_layers(config):
-        if layer.get("class_name") == "Lambda":
-            raise BadInput(
-                f"'{path}' contains Lambda layer '{layer.get('config', {}).get('name')}' "
-                "(serialised Python code); srjs does not load it"
-            )
+def _refuse_lambda(config, path: Path) -> None:
+    """BadInput if a Lambda layer (marshalled Python) hides anywhere in a Keras config.
+
+    Walks every nested dict and list, so wrappers (TimeDistributed, Bidirectional, tfmot's
+    prune/cluster wrappers: `config.layer`) and nested models are covered.
+    """
+    for node in _walk_config(config):
+        if node.get("class_name") == "Lambda":
+            name = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
+            raise BadInput(f"'{path}' contains Lambda layer '{name}' (serialised Python code); "
+                           "srjs does not load it")
 
 
-def _walk_layers(config: dict):
-    for layer in config.get("config", {}).get("layers", []) or []:
-        yield layer
-        if isinstance(layer.get("config"), dict) and "layers" in layer["config"]:
-            yield from _walk_layers(layer)
+def _walk_config(value, depth: int = 0):
+    """Every dict inside a JSON-like value (depth-bounded: configs from files are untrusted)."""
+    if depth > 200:
+        raise BadInput("Keras config is nested deeper than 200 levels")
+    if isinstance(value, dict):
+        yield value
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return
+    for child in children:
+        yield from _walk_config(child, depth + 1)
 
 
 @_reader("h5", _suffix(".h5", ".hdf5"))
@@ -121,7 +133,10 @@ def _read_h5(path: Path) -> Checkpoint:
         raise BadInput(f"'{path}' holds no weights")
     if config is None:  # weights only (e.g. idealo ISR checkpoints): the name may say the arch
         return Checkpoint("h5-weights", weights, hints=isr_name_hints(path))
-    model_config = json.loads(config)
+    try:
+        model_config = json.loads(config)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadInput(f"'{path}' has an unreadable model_config: {_first_line(err)}") from None
     _refuse_lambda(model_config, path)
     return Checkpoint("h5", weights, load_original=lambda: _load_keras_file(path))
 
@@ -155,17 +170,31 @@ def _read_keras(path: Path) -> Checkpoint:
 def _read_saved_model(path: Path) -> Checkpoint:
     if not (path / "keras_metadata.pb").exists():
         raise BadInput(f"'{path}' is a SavedModel without Keras metadata; save it from Keras")
+    _refuse_lambda(_saved_model_keras_configs(path / "keras_metadata.pb"), path)
     model = _load_keras_file(path)
     return Checkpoint("saved_model", keras_layer_weights(model), load_original=lambda: model)
 
 
+def _saved_model_keras_configs(metadata: Path) -> list:
+    """The layer configs a SavedModel's keras_metadata.pb holds (one JSON string per node)."""
+    from srjs.tf import quiet_import
+
+    saved_metadata_pb2 = quiet_import("tf_keras.protobuf.saved_metadata_pb2")
+    proto = saved_metadata_pb2.SavedMetadata()
+    try:
+        proto.ParseFromString(metadata.read_bytes())
+        return [json.loads(node.metadata) for node in proto.nodes if node.metadata]
+    except Exception as err:  # protobuf's DecodeError, JSON errors: all mean "unreadable"
+        raise BadInput(f"'{metadata}' is not readable Keras metadata: {_first_line(err)}") from None
+
+
 def _load_keras_file(path: Path):
     from srjs.archs import custom_objects
-    from srjs.tf import keras
+    from srjs.tf import keras, keras_safe_mode
 
     try:
-        kwargs = {"safe_mode": True} if str(path).endswith(".keras") else {}
-        return keras.models.load_model(path, custom_objects=custom_objects(), compile=False, **kwargs)
+        with keras_safe_mode():  # .h5 and SavedModel loaders ignore safe_mode=True
+            return keras.models.load_model(path, custom_objects=custom_objects(), compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for broken files
         raise BadInput(f"cannot load Keras model '{path}': {_first_line(err)}") from None
 
@@ -196,10 +225,10 @@ def _read_tfjs_layers(path: Path) -> Checkpoint:
 
 def _load_tfjs_layers(path: Path):
     from srjs.archs import custom_objects
-    from srjs.tf import keras, quiet_import
+    from srjs.tf import keras, keras_safe_mode, quiet_import
 
     tfjs = quiet_import("tensorflowjs")
-    with keras.utils.custom_object_scope(custom_objects()):
+    with keras.utils.custom_object_scope(custom_objects()), keras_safe_mode():
         return tfjs.converters.load_keras_model(str(path))
 
 

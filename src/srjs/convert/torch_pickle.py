@@ -61,26 +61,38 @@ _TORCH_DTYPES = (
 _MAX_EXPANDED_ELEMENTS = 1 << 26
 
 
+# Arrays a checkpoint may decode to, in all: a small file cannot claim gigabytes of output.
+_BUDGET_PER_FILE_BYTE = 8
+_BUDGET_FLOOR = 64 << 20
+
+
 def _itemsize(dtype: str) -> int:
     return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
+class _NoBuild:
+    """Whitelisted stand-ins are shared by a whole load: a pickle's BUILD must not edit them."""
+
+    def __setstate__(self, state):
+        raise _Refused(f"the pickle tries to modify {type(self).__name__.lstrip('_')}")
+
+
 @dataclass(frozen=True)
-class _StorageType:
+class _StorageType(_NoBuild):
     """Stands in for a torch storage class or dtype: only its element type matters."""
 
     dtype: str
 
 
 @dataclass(frozen=True)
-class _TorchDtype:
+class _TorchDtype(_NoBuild):
     """Stands in for a torch.dtype value; resolves to its name, e.g. 'torch.float16'."""
 
     name: str
 
 
 @dataclass(frozen=True)
-class _TensorType:
+class _TensorType(_NoBuild):
     """Stands in for torch.Tensor / torch.nn.Parameter when a pickle names them as types."""
 
     name: str
@@ -155,9 +167,6 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     return allowed
 
 
-_ALLOWED = _allowed_globals()
-
-
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only whitelisted globals, to local stand-ins."""
 
@@ -165,6 +174,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file, encoding="utf-8")
         self._name = name
         self._persistent = persistent_load
+        self._allowed = _allowed_globals()  # fresh per load: nothing carries over between files
 
     def find_class(self, module: str, name: str) -> Any:
         # Protocol-2 pickles (all torch checkpoints) name Python 2 modules, e.g. __builtin__;
@@ -172,7 +182,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if (module, name) in _compat_pickle.NAME_MAPPING:
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        found = _ALLOWED.get((module, name))
+        found = self._allowed.get((module, name))
         if found is None:
             raise BadInput(
                 f"refusing to load '{self._name}': it asks to import "
@@ -224,7 +234,22 @@ def _storage_dtype(storage_type: Any) -> str:
     return storage_type.dtype
 
 
+def _member(archive: zipfile.ZipFile, member: str, limit: int) -> bytes:
+    """A zip member's bytes; only stored (uncompressed) members no larger than the file.
+
+    torch.save writes every member stored, so compression can only be a decompression bomb.
+    """
+    info = archive.getinfo(member)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise _Refused(f"zip member '{_printable(member)}' is compressed (torch.save stores members)")
+    if info.file_size > limit or info.compress_size > limit:
+        raise _Refused(f"zip member '{_printable(member)}' claims {info.file_size} bytes in a "
+                       f"{limit}-byte file")
+    return archive.read(member)
+
+
 def _read_zip(path: Path, name: str) -> Any:
+    limit = path.stat().st_size
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
@@ -235,7 +260,7 @@ def _read_zip(path: Path, name: str) -> Any:
         prefix = pickles[0][: -len("data.pkl")]
         byteorder = "little"
         if prefix + "byteorder" in names:
-            byteorder = archive.read(prefix + "byteorder").decode("ascii", "replace").strip()
+            byteorder = _member(archive, prefix + "byteorder", limit).decode("ascii", "replace").strip()
             if byteorder not in ("little", "big"):
                 raise _Refused(f"unknown byte order {byteorder!r}")
         storages: dict[str, _Storage] = {}
@@ -248,7 +273,7 @@ def _read_zip(path: Path, name: str) -> Any:
             if key not in storages:
                 dtype = _storage_dtype(storage_type)
                 try:
-                    data = archive.read(f"{prefix}data/{key}")
+                    data = _member(archive, f"{prefix}data/{key}", limit)
                 except KeyError:
                     raise _Refused(f"storage data/{key} is missing") from None
                 if byteorder == "big":
@@ -258,8 +283,7 @@ def _read_zip(path: Path, name: str) -> Any:
                 storages[key] = _Storage(dtype, len(data) // _itemsize(dtype), data)
             return storages[key]
 
-        with archive.open(pickles[0]) as f:
-            return _load_pickle(io.BytesIO(f.read()), name, persistent_load)
+        return _load_pickle(io.BytesIO(_member(archive, pickles[0], limit)), name, persistent_load)
 
 
 def _read_legacy(path: Path, name: str) -> Any:
@@ -358,24 +382,51 @@ def _to_array(t: _LazyTensor) -> np.ndarray:
     return out.astype(out.dtype.newbyteorder("="), copy=False)
 
 
-def _resolve(obj: Any, depth: int = 0) -> Any:
-    if depth > 200:
-        raise _Refused("nesting too deep")
-    if isinstance(obj, _LazyTensor):
-        return _to_array(obj)
-    if isinstance(obj, collections.OrderedDict):
-        return collections.OrderedDict((k, _resolve(v, depth + 1)) for k, v in obj.items())
-    if isinstance(obj, dict):
-        return {k: _resolve(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_resolve(v, depth + 1) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_resolve(v, depth + 1) for v in obj)
-    if isinstance(obj, _TorchDtype):
-        return f"torch.{obj.name}"
-    if isinstance(obj, (_Storage, _StorageType, _TensorType)):
-        raise _Refused("it holds bare storages or types, not tensors")
-    return obj
+class _Resolver:
+    """Turns the unpickled object into plain values, once per object.
+
+    A pickle's memo lets one object be referenced many times; resolving each reference anew
+    would let a few KB expand into thousands of array copies (or nested lists into
+    exponentially many). Each object is resolved once and shared, and the decoded arrays
+    together must stay within `budget` bytes.
+    """
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.done: dict[int, Any] = {}
+        self.keep: list[Any] = []  # keeps ids in `done` from being reused by new objects
+
+    def __call__(self, obj: Any, depth: int = 0) -> Any:
+        if depth > 200:
+            raise _Refused("nesting too deep")
+        if isinstance(obj, (_LazyTensor, collections.OrderedDict, dict, list, tuple)):
+            key = id(obj)
+            if key not in self.done:
+                self.keep.append(obj)
+                self.done[key] = self._resolve(obj, depth)
+            return self.done[key]
+        return self._resolve(obj, depth)
+
+    def _resolve(self, obj: Any, depth: int) -> Any:
+        if isinstance(obj, _LazyTensor):
+            array = _to_array(obj)
+            self.budget -= array.nbytes
+            if self.budget < 0:
+                raise _Refused("its tensors decode to more bytes than such a file can hold")
+            return array
+        if isinstance(obj, collections.OrderedDict):
+            return collections.OrderedDict((k, self(v, depth + 1)) for k, v in obj.items())
+        if isinstance(obj, dict):
+            return {k: self(v, depth + 1) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self(v, depth + 1) for v in obj]
+        if isinstance(obj, tuple):
+            return tuple(self(v, depth + 1) for v in obj)
+        if isinstance(obj, _TorchDtype):
+            return f"torch.{obj.name}"
+        if isinstance(obj, (_Storage, _StorageType, _TensorType)):
+            raise _Refused("it holds bare storages or types, not tensors")
+        return obj
 
 
 # What malformed input can raise inside zipfile, pickle and struct: all mean "not readable".
@@ -415,7 +466,7 @@ def read_torch_checkpoint(path: str | os.PathLike) -> Any:
             obj = _read_legacy(path, name)
         else:
             raise _Refused("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
-        return _resolve(obj)
+        return _Resolver(max(_BUDGET_FLOOR, _BUDGET_PER_FILE_BYTE * size))(obj)
     except BadInput:
         raise
     except OSError as e:
