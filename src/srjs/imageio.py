@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from srjs import atomic
 from srjs.errors import BadInput
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -46,12 +47,14 @@ def write_output(path: Path, array: np.ndarray, value_max: float) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".npy":
-        np.save(path, array.astype(np.float32))
-        return
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
+    if path.suffix.lower() not in IMAGE_SUFFIXES | {".npy"}:
         raise BadInput(f"'{path}': unsupported output type (png, jpg, webp, bmp, tiff, npy)")
-    Image.fromarray(to_rgb8(array, value_max)).save(path)
+    with atomic.atomic_file(path) as tmp:
+        if path.suffix.lower() == ".npy":
+            with open(tmp, "wb") as handle:  # np.save(path) would append .npy to the temp name
+                np.save(handle, array.astype(np.float32))
+        else:
+            Image.fromarray(to_rgb8(array, value_max)).save(tmp)
 
 
 def to_rgb8(array: np.ndarray, value_max: float) -> np.ndarray:

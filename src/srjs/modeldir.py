@@ -6,17 +6,14 @@ failed or interrupted run never leaves a half-written model dir behind.
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import srjs
+from srjs import atomic
 from srjs.errors import BadInput
 
 MANIFEST = "manifest.json"
@@ -98,37 +95,15 @@ def record_results(root: Path, **results) -> Manifest:
     """
     manifest = read_manifest(root)
     manifest.results.update(results)
-    path = Path(root) / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp")
-    tmp.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomic.write_text(Path(root) / MANIFEST, json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
     return manifest
 
 
-@contextlib.contextmanager
-def atomic_dir(out: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `out`; on success it replaces `out` in one rename.
-
-    An existing `out` is only replaced if it is an srjs model dir (has a manifest) or empty,
-    so a typo cannot wipe an unrelated folder.
-    """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
-        raise BadInput(f"'{out}' exists and is not an srjs model dir; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            out.rename(trash / "old")
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+def atomic_dir(out: Path):
+    """Context manager: a temporary sibling of `out`, renamed onto it at the end (see
+    `srjs.atomic.atomic_dir`); only an srjs model dir (has a manifest) or an empty folder is
+    ever replaced."""
+    return atomic.atomic_dir(out, is_ours=lambda p: (p / MANIFEST).exists(), what="an srjs model dir")
 
 
 def load_keras(root: Path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srjs import modeldir
+from srjs import atomic, modeldir
 from srjs.errors import BadInput, CheckFailed
 
 SCHEMA = "srjs.verify/1"
@@ -138,7 +138,7 @@ def _upscalerjs_row(model_dir: Path, manifest, batch: np.ndarray, reference: np.
 
 def write_json(report: VerifyReport, path: Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(asdict(report) | {"ok": report.ok}, indent=2) + "\n")
+    atomic.write_text(Path(path), json.dumps(asdict(report) | {"ok": report.ok}, indent=2) + "\n")
 
 
 def raise_if_failed(report: VerifyReport) -> None:

@@ -13,14 +13,12 @@ temporary sibling folder, renamed into place at the end).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from srjs import atomic
 from srjs.convert.patch import patch_model_json
-from srjs.errors import BadInput
 from srjs.tf import keras, tf
 
 MODEL_JSON = "model.json"
@@ -70,10 +68,13 @@ def export_layers(model: keras.Model, out_dir: Path, scale: int, opts: ExportOpt
     return out_dir / MODEL_JSON
 
 
-def export_saved_model(model: keras.Model, out_dir: Path) -> Path:
+def export_saved_model(model: keras.Model, out_dir: Path, *, keras_metadata: bool = True) -> Path:
     """Write a SavedModel whose serving_default maps float32 [1,H,W,3] "input" -> "output".
 
-    H and W are dynamic. The folder is written atomically; returns `out_dir`.
+    H and W are dynamic. With `keras_metadata` (a model dir's saved_model/) it is saved
+    through Keras, so `srjs convert saved_model/` (or keras.models.load_model) gets the full
+    model back; without it (the graph export's input) it is a plain module holding only the
+    signature. Callers write into a temporary folder; returns `out_dir`.
     """
     out_dir = Path(out_dir)
     spec = tf.TensorSpec([1, None, None, 3], tf.float32, name="input")
@@ -82,11 +83,13 @@ def export_saved_model(model: keras.Model, out_dir: Path) -> Path:
     def serve(input):  # noqa: A002 - the argument name becomes the signature's input name
         return {"output": model(input, training=False)}
 
-    module = tf.Module()
-    module.model = model  # tracked so its variables are saved
-    module.serve = serve
-    with _atomic_dir(out_dir) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": serve})
+    if keras_metadata:
+        model.save(str(out_dir), save_format="tf", signatures={"serving_default": serve}, include_optimizer=False)
+    else:
+        module = tf.Module()
+        module.model = model  # tracked so its variables are saved
+        module.serve = serve
+        tf.saved_model.save(module, str(out_dir), signatures={"serving_default": serve})
     return out_dir
 
 
@@ -104,7 +107,7 @@ def export_graph(model: keras.Model, out_dir: Path, opts: ExportOptions = Export
 
         model = fold(model).model
     with tempfile.TemporaryDirectory(prefix=".srjs-savedmodel-") as scratch:
-        saved = export_saved_model(model, Path(scratch) / "saved_model")
+        saved = export_saved_model(model, Path(scratch) / "saved_model", keras_metadata=False)
         with _atomic_dir(out_dir) as tmp:
             tfjs.converters.convert_tf_saved_model(
                 str(saved), str(tmp), signature_def="serving_default", saved_model_tags="serve",
@@ -138,31 +141,7 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data))
 
 
-class _atomic_dir:
-    """Context manager: a temporary sibling of `target`, renamed onto `target` on success."""
-
-    def __init__(self, target: Path):
-        self.target = Path(target)
-
-    def __enter__(self) -> Path:
-        t = self.target
-        if t.exists() and (not t.is_dir() or (any(t.iterdir()) and not (t / MODEL_JSON).exists())):
-            # only a previous export is replaced, so a typo cannot wipe an unrelated folder
-            raise BadInput(f"'{t}' exists and is not a TF.js model folder; refusing to overwrite it")
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f".{self.target.name}.tmp-"))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes 0700; a package folder should be readable
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            self.target.rename(old)
-            self.tmp.rename(self.target)
-            shutil.rmtree(old)
-        else:
-            self.tmp.rename(self.target)
-        return False
+def _atomic_dir(target: Path):
+    """A temporary sibling of `target`, renamed onto it at the end; only an earlier TF.js
+    export (has model.json) or an empty folder is ever replaced."""
+    return atomic.atomic_dir(target, is_ours=lambda p: (p / MODEL_JSON).exists(), what="a TF.js model folder")

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srjs import tfjs_weights
+from srjs import atomic, tfjs_weights
 from srjs.convert import lambda_code
 from srjs.errors import BadInput
 
@@ -415,22 +412,6 @@ def patch_model_json(data: dict, *, upscalerjs_compat: bool = False,
     return PatchResult(out, changes)
 
 
-def _write_atomic(path: Path, text: str | None = None, source: Path | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w" if text is not None else "wb") as f:
-            if text is not None:
-                f.write(text)
-            else:
-                with open(source, "rb") as src:
-                    shutil.copyfileobj(src, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def patch_file(path: Path, out: Path | None = None, *, check: bool = False,
                upscalerjs_compat: bool = False) -> PatchResult:
     """Patch the model.json at `path`, writing atomically to `out` (default: in place).
@@ -452,9 +433,9 @@ def patch_file(path: Path, out: Path | None = None, *, check: bool = False,
     if target.parent.resolve() != path.parent.resolve():
         for group in result.data.get("weightsManifest") or []:
             for shard in group.get("paths") or []:  # both ends checked by _check_manifest's rules
-                _write_atomic(tfjs_weights.resolve_inside(target.parent, shard, str(path)),
-                              source=tfjs_weights.resolve_inside(path.parent, shard, str(path)))
-    _write_atomic(target, text=json.dumps(result.data))
+                atomic.copy_file(tfjs_weights.resolve_inside(path.parent, shard, str(path)),
+                                 tfjs_weights.resolve_inside(target.parent, shard, str(path)))
+    atomic.write_text(target, json.dumps(result.data))
     return result
 
 

@@ -13,14 +13,15 @@ def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool =
 
     step(name) is called before each format is written (progress reporting).
     """
+    from srjs.convert import export
+    from srjs.tf import quiet_fds
+
     with modeldir.atomic_dir(out) as tmp:
         step("keras")
         save_keras(model, tmp / modeldir.KERAS_FILE)
         step("saved_model")
-        save_serving_model(model, tmp / modeldir.SAVED_MODEL_DIR)
+        export.export_saved_model(model, tmp / modeldir.SAVED_MODEL_DIR)
         if export_tfjs:
-            from srjs.convert import export
-            from srjs.tf import quiet_fds
 
             options = tfjs_options or export.ExportOptions()
             with quiet_fds():  # grappler logs every optimisation pass to fd 2
@@ -36,18 +37,3 @@ def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool =
 def save_keras(model, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path, save_format="keras")
-
-
-def save_serving_model(model, path: Path) -> None:
-    """SavedModel whose serving_default maps float32 [1,H,W,3] -> [1,H*s,W*s,3], H and W free.
-
-    Saved through Keras so it also carries Keras metadata: `srjs convert saved_model/` (or
-    keras.models.load_model) gets the full model back.
-    """
-    from srjs.tf import tf
-
-    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="input")])
-    def serve(input):  # noqa: A002 - the argument name becomes the signature's input name
-        return {"output": model(input, training=False)}
-
-    model.save(str(path), save_format="tf", signatures={"serving_default": serve}, include_optimizer=False)

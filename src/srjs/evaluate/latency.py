@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 import srjs
-from srjs import modeldir
+from srjs import atomic, modeldir
 from srjs.errors import BadInput
 from srjs.evaluate import tiling
 
@@ -307,9 +307,7 @@ def _bar(enabled: bool, total: int, desc: str):
 
 def write_json(data: dict, path: Path) -> None:
     """Write `data` as strict JSON (inf/nan as the strings "inf"/"-inf"/"nan")."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_strict(data), indent=1, sort_keys=False) + "\n")
+    atomic.write_text(Path(path), json.dumps(_strict(data), indent=1, sort_keys=False) + "\n")
 
 
 def _strict(value):

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from srjs import atomic
 from srjs.errors import BadInput
 from srjs.evaluate.run import Evaluation, Row
 
@@ -311,5 +312,5 @@ def write_report(evaluation: Evaluation, path: Path) -> Path:
     base = path.parent.resolve()
     figures = write_figures(evaluation, base / f"{path.stem}_files")
     text = markdown(evaluation, figures, base) if kind == ".md" else html_page(evaluation, figures, base)
-    path.write_text(text)
+    atomic.write_text(path, text)
     return path

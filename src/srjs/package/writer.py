@@ -17,18 +17,14 @@ so two runs give byte-identical folders.
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import srjs
-from srjs import modeldir
+from srjs import atomic, modeldir
 from srjs.errors import BadInput
 from srjs.package import attribution, definitions, demo, readme
 from srjs.package.definitions import Definition
@@ -99,28 +95,10 @@ def _sizes(folder: Path, names: list[str]) -> tuple[int, int]:
     return sum(map(len, data)), sum(len(gzip.compress(d, compresslevel=9, mtime=0)) for d in data)
 
 
-@contextlib.contextmanager
-def _atomic_package(out: Path) -> Iterator[Path]:
+def _atomic_package(out: Path):
     """A temporary sibling renamed onto `out` at the end; only an earlier package (it has
     srjs-package.json) or an empty folder is ever replaced."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
-        raise BadInput(f"'{out}' exists and is not an srjs package; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a package is meant to be served and shared
-    try:
-        yield tmp
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            out.rename(trash / "old")
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return atomic.atomic_dir(out, is_ours=lambda p: (p / MANIFEST).is_file(), what="an srjs package")
 
 
 def _write(root: Path, rel: str, text: str) -> None:
