@@ -27,7 +27,7 @@ def main(out_root: Path = Path("artifacts")) -> None:
          "--tile", "48", "--pad", "8"],
         ["verify", str(model_dir), "--runtime", "node", "--json", str(demo_dir / "verify.json")],
         ["evaluate", str(model_dir), "--dataset", "builtin", "--json", str(demo_dir / "evaluate.json"),
-         "--report", str(demo_dir / "report.html")],
+         "--report", str(demo_dir / "report.html"), "--record"],
     ]
     for step in steps:
         if step[0] not in cli.commands:

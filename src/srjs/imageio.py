@@ -57,5 +57,21 @@ def write_output(path: Path, array: np.ndarray, value_max: float) -> None:
             Image.fromarray(to_rgb8(array, value_max)).save(tmp)
 
 
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Round to the nearest integer (halves up, like MATLAB's uint8()) and clip to [0, 255].
+
+    The one 8-bit rounding rule: images srjs writes and images metrics score agree. uint8
+    input is returned unchanged. NaN or inf values raise BadInput: they have no 8-bit image.
+    """
+    arr = np.asarray(img)
+    if arr.dtype == np.uint8:
+        return arr
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise BadInput("image has NaN or infinite values")
+    return np.floor(np.clip(arr, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
 def to_rgb8(array: np.ndarray, value_max: float) -> np.ndarray:
-    return np.clip(np.round(array * (255.0 / value_max)), 0, 255).astype(np.uint8)
+    """Model output in [0, value_max] -> 8-bit image, by `to_uint8`'s rule."""
+    return to_uint8(np.asarray(array, dtype=np.float64) * (255.0 / value_max))

@@ -7,13 +7,14 @@ abs diff against the reference, the tolerance, and load / first-run / warm timin
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from srjs import atomic, modeldir
+from srjs import imageio, modeldir
+from srjs.evaluate import results
+from srjs.evaluate.results import fmt_number
 from srjs.errors import BadInput, CheckFailed
 
 SCHEMA = "srjs.verify/1"
@@ -55,13 +56,9 @@ class VerifyReport:
         for r in self.rows:
             diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.3g}"
             lines.append(f"{r.format:7} {r.runtime:10} {r.backend:8} {diff:>11} {r.tol:>9.3g} "
-                         f"{_ms(r.load_ms):>8} {_ms(r.first_ms):>9} {_ms(r.warm_ms):>8}  "
+                         f"{fmt_number(r.load_ms, 1):>8} {fmt_number(r.first_ms, 1):>9} {fmt_number(r.warm_ms, 1):>8}  "
                          f"{'ok' if r.ok else 'FAIL' + (': ' + r.error if r.error else '')}")
         return "\n".join(lines)
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 def verify_inputs(value_max: float, shapes=((20, 28),)) -> list[np.ndarray]:
@@ -123,7 +120,7 @@ def _upscalerjs_row(model_dir: Path, manifest, batch: np.ndarray, reference: np.
     from srjs.runtime import run_upscalerjs
 
     vmax = manifest.value_max
-    image = np.clip(np.round(batch[0] * (255.0 / vmax)), 0, 255).astype(np.uint8)
+    image = imageio.to_rgb8(batch[0], vmax)
     want = np.clip(reference[0], 0, vmax)
     tol = UPSCALERJS_TOL_LEVELS * vmax / 255.0
     try:
@@ -138,7 +135,7 @@ def _upscalerjs_row(model_dir: Path, manifest, batch: np.ndarray, reference: np.
 
 def write_json(report: VerifyReport, path: Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(Path(path), json.dumps(asdict(report) | {"ok": report.ok}, indent=2) + "\n")
+    results.write_json(asdict(report) | {"ok": report.ok}, path)
 
 
 def raise_if_failed(report: VerifyReport) -> None:

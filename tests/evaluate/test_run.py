@@ -9,7 +9,8 @@ from skimage import data
 
 from srjs import modeldir
 from srjs.evaluate import metrics, resize, tiling
-from srjs.evaluate.run import (Evaluation, encoded_bytes, payback_images, run_evaluate)
+from srjs.evaluate.results import Evaluation
+from srjs.evaluate.run import encoded_bytes, payback_images, run_evaluate
 from srjs.evaluate.shipped import load_shipped, shipped_weights
 from srjs.upscale import keras_runner
 from tests.conftest import SLIM_X2, run_cli
@@ -138,6 +139,16 @@ def test_seam_free_padding_is_measured_and_minimal(evaluation, slim):
     lr = _centre(lr, 128).astype(np.float32)
     assert tiling.tiling_error(run, lr, 2, patch, pad) <= 1.0
     assert tiling.tiling_error(run, lr, 2, patch, pad - 1) > 1.0
+
+
+def test_evaluate_leaves_its_inputs_alone_unless_asked_to_record(evaluation, altered):
+    result, _ = evaluation  # measured the altered copy's padding without --record
+    row = next(r for r in result.rows if r.path == str(altered))
+    assert row.seam_free_padding is not None
+    assert "seam_free_padding" not in modeldir.read_manifest(altered).results
+    run_evaluate([altered], record=True, seam=True, **FAST)
+    recorded = modeldir.read_manifest(altered).results
+    assert (recorded["seam_free_padding"], recorded["seam_patch"]) == (row.seam_free_padding, row.seam_patch)
 
 
 def test_json_is_strict_versioned_and_round_trips(evaluation):

@@ -16,11 +16,11 @@ def probe_value_range(model, scale: int, size: int = 48) -> tuple[tuple[int, int
     """Return the better range and the Y-PSNR (dB) measured for each candidate."""
     from skimage import data
 
-    from srjs.evaluate.metrics import psnr_y
+    from srjs.evaluate.metrics import psnr_y, to_uint8
     from srjs.evaluate.resize import bicubic_downsample
 
     hr = data.astronaut()[100:100 + size * scale, 180:180 + size * scale]  # face and flag: texture
-    lr = np.clip(np.round(bicubic_downsample(hr, scale)), 0, 255).astype(np.float32)
+    lr = to_uint8(bicubic_downsample(hr, scale)).astype(np.float32)
     scores = {}
     for low, high in RANGES:
         sr = np.asarray(model(lr[None] * (high / 255.0), training=False))[0] * (255.0 / high)

@@ -14,119 +14,21 @@ stitching, which is a copy, is left out.
 """
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-import srjs
-from srjs import atomic, modeldir
+from srjs import modeldir
 from srjs.errors import BadInput
 from srjs.evaluate import tiling
+from srjs.evaluate.results import Bench, Timing, write_json
 
-SCHEMA = "srjs.bench/1"
 RUNTIMES = ("python", "node", "browser")
 DEFAULT_BACKENDS = {"python": ("tf",), "node": ("cpu", "wasm"), "browser": ("wasm",)}
 DEFAULT_PAD = 8
-
-
-@dataclass
-class Timing:
-    """One model x runtime x backend x input size x tile size. Times in milliseconds."""
-
-    model: str
-    path: str
-    runtime: str  # python | node | browser
-    backend: str  # tf (Python) | cpu | wasm | webgl
-    format: str  # keras | layers | graph
-    size: int  # input side, pixels (square input)
-    tile: int  # patch (tile core) side, input pixels; 0 = whole image
-    pad: int  # context on each side of a patch, input pixels
-    tiles: int  # model calls per image
-    cold_ms: float | None
-    warm_ms: float | None  # median of warm_runs
-    warm_runs: int
-    tiles_per_s: float | None  # model calls per second, warm
-    overhead: float | None  # tiled warm_ms / whole-image warm_ms at the same size
-    ideal_overhead: float | None  # ((tile + 2*pad) / tile)^2
-    pixel_overhead: float | None  # tile pixels computed / image pixels, for this size
-    method: str = "measured"  # measured | per-tile (tiles x one tile's time)
-    error: str | None = None
-
-
-@dataclass
-class Bench:
-    """A bench run: machine, date and every Timing. JSON schema `srjs.bench/1`."""
-
-    timings: list[Timing]
-    warm_runs: int
-    machine: dict = field(default_factory=lambda: machine_info())
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    srjs_version: str = srjs.__version__
-    schema: str = SCHEMA
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Bench":
-        if data.get("schema") != SCHEMA:
-            raise BadInput(f"not an {SCHEMA} document (schema {data.get('schema')!r})")
-        data = dict(data)
-        data["timings"] = [Timing(**t) for t in data["timings"]]
-        return cls(**data)
-
-    def summary(self) -> str:
-        """A fixed-width text table, one line per timing."""
-        head = (f"{'model':<28} {'runtime':<8} {'backend':<7} {'size':>5} {'tile':>5} {'pad':>4} "
-                f"{'tiles':>5} {'cold ms':>9} {'warm ms':>9} {'tiles/s':>8} {'overhead':>8} {'ideal':>6}")
-        lines = [head]
-        for t in self.timings:
-            if t.error:
-                lines.append(f"{t.model:<28} {t.runtime:<8} {t.backend:<7} {t.size:>5} {t.tile:>5} "
-                             f"{t.pad:>4}  error: {t.error}")
-                continue
-            lines.append(
-                f"{t.model:<28} {t.runtime:<8} {t.backend:<7} {t.size:>5} {t.tile or 'whole':>5} {t.pad:>4} "
-                f"{t.tiles:>5} {_fmt(t.cold_ms, 1):>9} {_fmt(t.warm_ms, 1):>9} {_fmt(t.tiles_per_s, 1):>8} "
-                f"{_fmt(t.overhead, 2):>8} {_fmt(t.ideal_overhead, 2):>6}")
-        return "\n".join(lines)
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def machine_info() -> dict:
-    """What a timing was measured on: CPU, cores, OS, Python and TF versions."""
-    import os
-
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "python": platform.python_version()}
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    info["processor"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
-    from srjs.tf import tf
-
-    info["tensorflow"] = tf.__version__
-    return info
 
 
 def time_call(fn: Callable[[], object], warm: int) -> tuple[float, float | None]:
@@ -303,20 +205,3 @@ def _bar(enabled: bool, total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None)  # None: off unless a terminal
-
-
-def write_json(data: dict, path: Path) -> None:
-    """Write `data` as strict JSON (inf/nan as the strings "inf"/"-inf"/"nan")."""
-    atomic.write_text(Path(path), json.dumps(_strict(data), indent=1, sort_keys=False) + "\n")
-
-
-def _strict(value):
-    if isinstance(value, float) and not np.isfinite(value):
-        return "nan" if np.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    if isinstance(value, np.generic):
-        return _strict(value.item())
-    return value

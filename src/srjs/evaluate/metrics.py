@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from srjs import imageio
 from srjs.errors import BadInput
 
 PROTOCOL = (
@@ -32,18 +33,8 @@ PROTOCOL = (
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
 
 
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """Round to the nearest integer (halves up, like MATLAB's uint8()) and clip to [0, 255].
-
-    uint8 input is returned unchanged. NaN or inf values raise BadInput: they have no 8-bit image.
-    """
-    arr = np.asarray(img)
-    if arr.dtype == np.uint8:
-        return arr
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise BadInput("image has NaN or infinite values")
-    return np.floor(np.clip(arr, 0.0, 255.0) + 0.5).astype(np.uint8)
+# The one 8-bit rounding rule (halves up, as MATLAB's uint8()), shared with image writing.
+to_uint8 = imageio.to_uint8
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +17,7 @@ import numpy as np
 
 from srjs import atomic
 from srjs.errors import BadInput
-from srjs.evaluate.run import Evaluation, Row
+from srjs.evaluate.results import Evaluation, Row, fmt_number
 
 
 @dataclass(frozen=True)
@@ -43,19 +42,6 @@ COLUMNS = (
     Column("payback_png", "payback (PNG images)", None),
     Column("payback_jpeg", "payback (JPEG images)", None),
 )
-
-
-def cell(value, digits: int | None) -> str:
-    """How a table shows a value: '-' for None, 'inf' for infinity, fixed digits for floats."""
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    if digits is not None:
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -185,7 +171,7 @@ def write_figures(evaluation: Evaluation, folder: Path) -> dict[str, Path]:
 def main_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
     """(headers, rows of cells) of the results table."""
     headers = [c.header for c in COLUMNS]
-    return headers, [[cell(getattr(r, c.key), c.digits) for c in COLUMNS] for r in evaluation.rows]
+    return headers, [[fmt_number(getattr(r, c.key), c.digits) for c in COLUMNS] for r in evaluation.rows]
 
 
 def bandwidth_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
@@ -199,15 +185,15 @@ def bandwidth_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]
 
 def per_image_table(row: Row) -> tuple[list[str], list[list[str]]]:
     headers = ["image", "PSNR-Y (dB)", "SSIM-Y", "PSNR-RGB (dB)", "fidelity PSNR-Y (dB)", "fidelity SSIM-Y"]
-    return headers, [[s.image, cell(s.psnr_y, 2), cell(s.ssim_y, 4), cell(s.psnr_rgb, 2),
-                      cell(s.fidelity_psnr_y, 2), cell(s.fidelity_ssim_y, 4)] for s in row.images]
+    return headers, [[s.image, fmt_number(s.psnr_y, 2), fmt_number(s.ssim_y, 4), fmt_number(s.psnr_rgb, 2),
+                      fmt_number(s.fidelity_psnr_y, 2), fmt_number(s.fidelity_ssim_y, 4)] for s in row.images]
 
 
 def latency_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
     headers = ["model", "size", "patch", "pad", "tiles", "cold ms", "warm ms", "tiles/s", "tiled/whole",
                "ideal"]
-    rows = [[t.model, str(t.size), str(t.tile or "whole"), str(t.pad), str(t.tiles), cell(t.cold_ms, 1),
-             cell(t.warm_ms, 1), cell(t.tiles_per_s, 1), cell(t.overhead, 2), cell(t.ideal_overhead, 2)]
+    rows = [[t.model, str(t.size), str(t.tile or "whole"), str(t.pad), str(t.tiles), fmt_number(t.cold_ms, 1),
+             fmt_number(t.warm_ms, 1), fmt_number(t.tiles_per_s, 1), fmt_number(t.overhead, 2), fmt_number(t.ideal_overhead, 2)]
             for t in evaluation.latency]
     return headers, rows
 

@@ -20,171 +20,19 @@ from __future__ import annotations
 import io
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-import srjs
 from srjs import modeldir
 from srjs.errors import BadInput, CheckFailed
-from srjs.evaluate import datasets, latency, metrics, resize, tiling
+from srjs.evaluate import datasets, latency, metrics, resize, results, tiling
+from srjs.evaluate.results import Bandwidth, Evaluation, ImageInfo, ImageScore, Row
 
-SCHEMA = "srjs.evaluate/1"
 JPEG_QUALITY = 90
 SEAM_PATCH = 32  # patch (input px) at which seam-free padding is measured
 SEAM_SIDE = 4 * SEAM_PATCH  # LR side of the seam test image: several tiles per axis
-
-
-@dataclass
-class ImageScore:
-    """Scores of one row on one image. PSNR in dB (inf when identical), SSIM unitless."""
-
-    image: str
-    psnr_y: float
-    ssim_y: float
-    psnr_rgb: float
-    fidelity_psnr_y: float | None = None
-    fidelity_ssim_y: float | None = None
-
-
-@dataclass
-class Row:
-    """One line of the table: the bicubic baseline of a scale, or a model dir.
-
-    Scores are means over the images. bytes/gzip_bytes: the shipped TF.js layers files
-    (model.json + shards); graph_*: the TF.js graph export. payback_png/payback_jpeg: images
-    after which the gzip bytes are paid back by sending LR instead of HR (None: never).
-    warm_ms: Python whole-image warm latency at the evaluation's latency size.
-    """
-
-    name: str
-    kind: str  # bicubic | model
-    scale: int
-    psnr_y: float
-    ssim_y: float
-    psnr_rgb: float
-    images: list[ImageScore]
-    path: str | None = None
-    arch: str | None = None
-    value_range: list | None = None
-    weights_from: str | None = None
-    reference: str | None = None  # row name fidelity is measured against
-    fidelity_psnr_y: float | None = None
-    fidelity_ssim_y: float | None = None
-    bytes: int | None = None
-    gzip_bytes: int | None = None
-    graph_bytes: int | None = None
-    graph_gzip_bytes: int | None = None
-    payback_png: int | None = None
-    payback_jpeg: int | None = None
-    seam_free_padding: int | None = None
-    seam_patch: int | None = None
-    warm_ms: float | None = None
-    seconds: float | None = None  # wall time spent upscaling the dataset
-
-
-@dataclass
-class Bandwidth:
-    """Bytes to send one image: HR vs its LR at `scale`, as PNG (Pillow default level) and JPEG q90."""
-
-    image: str
-    scale: int
-    hr_size: list  # [height, width] pixels
-    lr_size: list
-    hr_png: int
-    lr_png: int
-    hr_jpeg: int
-    lr_jpeg: int
-
-    @property
-    def png_saving(self) -> int:
-        return self.hr_png - self.lr_png
-
-    @property
-    def jpeg_saving(self) -> int:
-        return self.hr_jpeg - self.lr_jpeg
-
-
-@dataclass
-class ImageInfo:
-    name: str
-    size: list  # [height, width] of the HR image evaluated (after --crop)
-    note: str = ""
-
-
-@dataclass
-class Evaluation:
-    """Everything `srjs evaluate` measured. `samples` (not serialised) holds, per scale, the
-    first image's HR, bicubic and model outputs (uint8) for the report's crops."""
-
-    dataset: str
-    images: list[ImageInfo]
-    rows: list[Row]
-    bandwidth: list[Bandwidth]
-    latency: list[latency.Timing]
-    options: dict
-    protocol: str = metrics.PROTOCOL
-    machine: dict = field(default_factory=latency.machine_info)
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    srjs_version: str = srjs.__version__
-    schema: str = SCHEMA
-    samples: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data.pop("samples")
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Evaluation":
-        """Inverse of `to_dict` after a JSON round trip ("inf" strings back to floats)."""
-        if data.get("schema") != SCHEMA:
-            raise BadInput(f"not an {SCHEMA} document (schema {data.get('schema')!r})")
-        data = _floats(dict(data))
-        rows = []
-        for row in data["rows"]:
-            row = dict(row)
-            row["images"] = [ImageScore(**s) for s in row["images"]]
-            rows.append(Row(**row))
-        data["rows"] = rows
-        data["images"] = [ImageInfo(**i) for i in data["images"]]
-        data["bandwidth"] = [Bandwidth(**b) for b in data["bandwidth"]]
-        data["latency"] = [latency.Timing(**t) for t in data["latency"]]
-        return cls(**data)
-
-    def summary(self) -> str:
-        """The main table as fixed-width text (what the CLI prints)."""
-        lines = [f"{'model':<30} {'x':>2} {'bytes':>10} {'gzip':>10} {'PSNR-Y':>7} {'SSIM-Y':>7} "
-                 f"{'fid dB':>7} {'warm ms':>8} {'pad':>4} {'payback':>8}"]
-        for r in self.rows:
-            lines.append(
-                f"{r.name:<30} {r.scale:>2} {_num(r.bytes):>10} {_num(r.gzip_bytes):>10} {r.psnr_y:>7.2f} "
-                f"{r.ssim_y:>7.4f} {_num(r.fidelity_psnr_y, 2):>7} {_num(r.warm_ms, 1):>8} "
-                f"{_num(r.seam_free_padding):>4} {_num(r.payback_png):>8}")
-        lines.append(f"{len(self.images)} image(s) from {self.dataset}; payback = images (PNG) until the "
-                     "model's gzip bytes are saved by sending LR instead of HR")
-        return "\n".join(lines)
-
-
-def _num(value, digits: int = 0) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf"
-    return f"{value:.{digits}f}" if digits else f"{value}"
-
-
-def _floats(value):
-    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_floats(v) for v in value]
-    return value
 
 
 # --- pieces with one job each -------------------------------------------------------------
@@ -317,13 +165,15 @@ def _mean(values: list[float]) -> float:
 
 def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int | None = None,
              crop: int | None = None, latency_size: int = 128, latency_tiles: Sequence[int] = (0, 32, 64),
-             warm: int = 3, seam: bool = True, progress: bool = True) -> Evaluation:
+             warm: int = 3, seam: bool = True, record: bool = False, progress: bool = True) -> Evaluation:
     """Evaluate model dirs on a dataset; see the module docstring.
 
     limit: use only the first N images. crop: centre-crop each HR image to crop x crop pixels
     (quick runs). latency_size/latency_tiles: Python latency input side and patch sizes (input
     pixels, 0 = whole image), timed `warm` times after a cold call, with the measured
     seam-free padding. seam: measure the seam-free padding (else pads use the manifest's or 8).
+    record: write the measured padding into each model dir's manifest (`upscale --tile` then
+    defaults to it); off by default, so evaluating never changes its inputs unasked.
     """
     from tqdm import tqdm
 
@@ -391,7 +241,7 @@ def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int
         pad, patch = None, None
         if seam:
             pad, patch = measure_seam_free_padding(run, images[0], scale, vmax)
-            if pad is not None:  # `srjs upscale --tile` defaults to it from now on
+            if pad is not None and record:  # `srjs upscale --tile` defaults to it from now on
                 modeldir.record_results(d, seam_free_padding=pad, seam_patch=patch)
         layers_bytes, layers_gzip = tfjs_bytes(manifest, modeldir.TFJS_LAYERS_DIR)
         graph_bytes, graph_gzip = tfjs_bytes(manifest, modeldir.TFJS_GRAPH_DIR)
@@ -430,7 +280,7 @@ def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int
                "lr": "given LR/HR pairs" if images and images[0].lr is not None
                else "MATLAB imresize(uint8 HR, 1/scale), bicubic, antialiased"}
     return Evaluation(dataset=dataset, images=info, rows=rows, bandwidth=bandwidth, latency=timings,
-                      options=options, samples=samples)
+                      options=options, samples=samples, protocol=metrics.PROTOCOL)
 
 
 def measure_seam_free_padding(run, image: datasets.Image, scale: int, value_max: float,
@@ -461,7 +311,7 @@ def run_evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit:
         raise BadInput(f"--report must end in .md or .html, not '{report_path}'")
     evaluation = evaluate(model_dirs, dataset=dataset, limit=limit, crop=crop, **options)
     if json_path is not None:
-        latency.write_json(evaluation.to_dict(), json_path)
+        results.write_json(evaluation.to_dict(), json_path)
     if report_path is not None:
         from srjs.evaluate.report import write_report
 
