@@ -36,7 +36,7 @@ def child(model_dir: Path, patch: int, pad: int) -> dict:
     from srjs import modeldir
     from srjs.evaluate.shipped import load_shipped
     from srjs.evaluate.tiling import plan_tiles, upscale_tiled
-    from srjs.upscale import keras_runner
+    from srjs.runtime.python import keras_runner
 
     manifest = modeldir.read_manifest(model_dir)
     if manifest.scale != SCALE:

@@ -8,7 +8,7 @@ from PIL import Image
 
 from srjs import modeldir
 from srjs.evaluate.tiling import seam_free_padding, upscale_tiled
-from srjs.upscale import keras_runner
+from srjs.runtime.python import keras_runner
 from tests.conftest import SLIM_X2, run_cli
 
 import torch  # noqa: E402  (the test extra; make test installs it)

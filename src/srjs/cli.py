@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from srjs.runtime import kinds
+
 _DEBUG = {"on": False}
 
 
@@ -93,7 +95,7 @@ def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_com
 @click.option("--pad", type=click.IntRange(min=0), default=None,
               help="Context pixels per patch side (default: the seam-free padding recorded by "
                    "`srjs evaluate`, else measured on this image).")
-@click.option("--runtime", type=click.Choice(["python", "node"]), default="python", show_default=True)
+@click.option("--runtime", type=click.Choice(kinds.for_command("upscale")), default="python", show_default=True)
 def upscale(model_dir, image, out, tile, pad, runtime):
     """Upscale one image (png/jpg/webp/bmp/tiff, or .npy float32 HxWx3 in the model's range).
 

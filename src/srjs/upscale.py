@@ -6,18 +6,10 @@ from pathlib import Path
 import numpy as np
 
 from srjs import imageio, modeldir
-from srjs.errors import BadInput, CheckFailed
+from srjs.runtime import kinds
+from srjs.runtime.python import keras_runner
+from srjs.errors import CheckFailed
 
-RUNTIMES = ("python", "node")
-
-
-def keras_runner(model):
-    """`run(batch[1,h,w,3]) -> [1,h*s,w*s,3]` float32 with a Keras model."""
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(model(batch, training=False), dtype=np.float32)
-
-    return run
 
 
 def upscale_array(model_dir: Path, image: np.ndarray, *, tile: int | None = None, pad: int | None = None,
@@ -29,8 +21,7 @@ def upscale_array(model_dir: Path, image: np.ndarray, *, tile: int | None = None
     (with the Python model: seams are a property of the network, not of the runtime).
     runtime 'node' runs the shipped TF.js graph model (wasm) on every tile in one Node process.
     """
-    if runtime not in RUNTIMES:
-        raise BadInput(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})")
+    kinds.get(runtime, "upscale")
     manifest = modeldir.read_manifest(model_dir)
     python_run = keras_runner(modeldir.load_keras(model_dir)) if runtime == "python" or (
         tile is not None and pad is None and "seam_free_padding" not in manifest.results) else None

@@ -15,11 +15,11 @@ import numpy as np
 from srjs import imageio, modeldir
 from srjs.evaluate import results
 from srjs.evaluate.results import fmt_number
+from srjs.runtime import kinds
 from srjs.errors import BadInput, CheckFailed
 
 SCHEMA = "srjs.verify/1"
 FORMATS = {"layers": modeldir.TFJS_LAYERS_DIR, "graph": modeldir.TFJS_GRAPH_DIR}
-DEFAULT_BACKENDS = {"node": ("cpu", "wasm"), "browser": ("cpu", "webgl"), "upscalerjs": ("cpu",)}
 # UpscalerJS hands back 8-bit-range pixels after its own scaling; 2 levels is the promise.
 UPSCALERJS_TOL_LEVELS = 2.0
 DEFAULT_REL_TOL = 1e-4  # of the output's scale (max |reference|), for float32 arithmetic
@@ -90,9 +90,7 @@ def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None 
 
     report = VerifyReport(str(model_dir), [list(x.shape) for x in inputs])
     for runtime in runtimes:
-        chosen = (backends or {}).get(runtime) or DEFAULT_BACKENDS.get(runtime)
-        if chosen is None:
-            raise BadInput(f"unknown runtime '{runtime}' (known: {', '.join(DEFAULT_BACKENDS)})")
+        chosen = (backends or {}).get(runtime) or kinds.get(runtime, "verify").check_backends
         if runtime == "upscalerjs":
             report.rows += [_upscalerjs_row(model_dir, manifest, inputs[0], references[0], backend)
                             for backend in chosen]

@@ -12,7 +12,7 @@ from srjs.evaluate import metrics, resize, tiling
 from srjs.evaluate.results import Evaluation
 from srjs.evaluate.run import encoded_bytes, payback_images, run_evaluate
 from srjs.evaluate.shipped import load_shipped, shipped_weights
-from srjs.upscale import keras_runner
+from srjs.runtime.python import keras_runner
 from tests.conftest import SLIM_X2, run_cli
 
 CROP = 64

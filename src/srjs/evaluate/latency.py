@@ -25,9 +25,8 @@ from srjs import modeldir
 from srjs.errors import BadInput
 from srjs.evaluate import tiling
 from srjs.evaluate.results import Bench, Timing, write_json
+from srjs.runtime import kinds
 
-RUNTIMES = ("python", "node", "browser")
-DEFAULT_BACKENDS = {"python": ("tf",), "node": ("cpu", "wasm"), "browser": ("wasm",)}
 DEFAULT_PAD = 8
 
 
@@ -81,7 +80,7 @@ def bench_python(model_dir: Path, sizes: Sequence[int], tiles: Sequence[int], pa
     model: an already loaded Keras model of the dir (else the shipped weights are loaded).
     progress: a tqdm-like bar updated once per (size, tile).
     """
-    from srjs.upscale import keras_runner
+    from srjs.runtime.python import keras_runner
 
     manifest = modeldir.read_manifest(model_dir)
     run = keras_runner(model if model is not None else _load_python(Path(model_dir)))
@@ -116,7 +115,7 @@ def bench_tfjs(model_dirs: Sequence[Path], sizes: Sequence[int], tiles: Sequence
     """
     from srjs.runtime import run_tfjs
 
-    backends = tuple(backends or DEFAULT_BACKENDS[runtime])
+    backends = tuple(backends or kinds.KINDS[runtime].timing_backends)
     folder = {"graph": modeldir.TFJS_GRAPH_DIR, "layers": modeldir.TFJS_LAYERS_DIR}[fmt]
     manifests = [modeldir.read_manifest(d) for d in model_dirs]
     models = [(Path(d) / folder / "model.json", fmt) for d in model_dirs]
@@ -170,8 +169,7 @@ def run_bench(model_dirs: Sequence[Path], *, runtimes: Sequence[str] = ("python"
     if not model_dirs:
         raise BadInput("give at least one model dir")
     for runtime in runtimes:
-        if runtime not in RUNTIMES:
-            raise BadInput(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})")
+        kinds.get(runtime, "bench")
     if any(s < 1 for s in sizes) or any(t < 0 for t in tiles) or warm < 0:
         raise BadInput("sizes must be >= 1, tiles >= 0 and --warm >= 0")
     manifests = [modeldir.read_manifest(d) for d in model_dirs]

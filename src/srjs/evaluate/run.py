@@ -178,7 +178,7 @@ def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int
     from tqdm import tqdm
 
     from srjs.evaluate.shipped import load_shipped
-    from srjs.upscale import keras_runner
+    from srjs.runtime.python import keras_runner
 
     dirs = [Path(d) for d in model_dirs]
     if crop is not None and crop < 16:
