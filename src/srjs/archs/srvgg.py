@@ -42,22 +42,105 @@ def build(
     act_type: str = "prelu",
     num_in_ch: int = 3,
     num_out_ch: int = 3,
+    shuffle_scale: int | None = None,
 ) -> keras.Model:
     """SRVGGNetCompact: conv+act, num_conv x (conv+act), conv to out*s*s, shuffle, + nearest input.
 
     Input [N, H, W, num_in_ch] float32 -> [N, H*scale, W*scale, num_out_ch].
+    shuffle_scale (default: scale) is the network's own factor; when it is larger, a fixed
+    bicubic downscale by scale/shuffle_scale follows, as in realesrgan-ncnn-vulkan's
+    animevideov3 x2/x3 files (the x4 network, then ncnn's Interp bicubic).
     """
+    shuffle = int(shuffle_scale or scale)
+    if shuffle < scale:
+        raise BadInput(f"srvgg shuffle_scale {shuffle} is below scale {scale}")
     inp = L.Input((None, None, num_in_ch), name="lr_input")
     x = inp
     for i in range(num_conv + 1):
         x = L.Conv2D(num_feat, 3, padding="same", name=f"body__{2 * i}")(x)
         x = _activation(act_type, num_feat, f"body__{2 * i + 1}")(x)
     last = 2 * num_conv + 2
-    x = L.Conv2D(num_out_ch * scale * scale, 3, padding="same", name=f"body__{last}")(x)
-    x = PixelShuffle(scale, name="upsampler")(x)
-    base = L.UpSampling2D(scale, interpolation="nearest", name="base_upsample")(inp)
+    x = L.Conv2D(num_out_ch * shuffle * shuffle, 3, padding="same", name=f"body__{last}")(x)
+    x = PixelShuffle(shuffle, name="upsampler")(x)
+    base = L.UpSampling2D(shuffle, interpolation="nearest", name="base_upsample")(inp)
     out = L.Add(name="add_base")([x, base])
-    return keras.Model(inp, out, name="srvgg")
+    fixed: list = []
+    if shuffle != scale:
+        out = bicubic_downscale(out, num_out_ch, shuffle, scale, fixed)
+    model = keras.Model(inp, out, name="srvgg")
+    for layer_name, values in fixed:
+        model.get_layer(layer_name).set_weights(values)
+    return model
+
+
+FIXED_PREFIX = "resize__"  # layers with constant weights, set at build time, never loaded
+
+
+def cubic_phases(src: int, dst: int) -> tuple[np.ndarray, int]:
+    """(k [P, K], S): ncnn/OpenCV bicubic (A = -0.75) resize of `src` px to `dst` px per period.
+
+    Output pixel o of each period of P = dst/g outputs reads input pixels S*m + t (t < K) of the
+    input padded by one edge pixel on each side (ncnn clamps taps to the edge), S = src/g.
+    """
+    g = math.gcd(src, dst)
+    period, stride = dst // g, src // g
+    taps = []
+    for o in range(period):
+        fx = (o + 0.5) * stride / period - 0.5
+        sx = math.floor(fx)
+        t = fx - sx
+        a = -0.75
+        c0 = a * (t + 1) ** 3 - 5 * a * (t + 1) ** 2 + 8 * a * (t + 1) - 4 * a
+        c1 = (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1
+        c2 = (a + 2) * (1 - t) ** 3 - (a + 3) * (1 - t) ** 2 + 1
+        taps.append((sx, [c0, c1, c2, 1 - c0 - c1 - c2]))  # padded index of tap -1 is sx
+    width = max(sx for sx, _ in taps) + 4
+    k = np.zeros((period, width), np.float32)
+    for o, (sx, coeffs) in enumerate(taps):
+        k[o, sx:sx + 4] = coeffs
+    return k, stride
+
+
+def _edge_pad(x, channels: int, axis: int, fixed: list):
+    """Pad one pixel on both sides of H (axis 1) or W (axis 2) repeating the edge, from layers
+    TF.js has (no MirrorPad layer): zero-pad, then add each border pixel's inner neighbour
+    (a [1, 0, 1] depthwise conv) where a mask of the padding is 1.
+    """
+    tag = "h" if axis == 1 else "w"
+    pad = ((1, 1), (0, 0)) if axis == 1 else ((0, 0), (1, 1))
+    kernel = (3, 1) if axis == 1 else (1, 3)
+
+    def affine(name, weight):  # weight * x + 1 per channel (tfjs-layers has no Subtract)
+        fixed.append((name, [np.full((1, 1, channels, 1), weight, np.float32), np.ones(channels, np.float32)]))
+        return L.DepthwiseConv2D(1, name=name)
+
+    zero = L.ZeroPadding2D(pad, name=f"{FIXED_PREFIX}zpad_{tag}")(x)
+    ones = affine(f"{FIXED_PREFIX}ones_{tag}", 0.0)(x)
+    inner = L.ZeroPadding2D(pad, name=f"{FIXED_PREFIX}inner_{tag}")(ones)
+    border = affine(f"{FIXED_PREFIX}border_{tag}", -1.0)(inner)  # 1 on the padding, 0 inside
+    neighbours = L.DepthwiseConv2D(kernel, padding="same", use_bias=False, name=f"{FIXED_PREFIX}nbr_{tag}")
+    fixed.append((neighbours.name, [np.tile(np.array([1, 0, 1], np.float32).reshape(*kernel, 1, 1),
+                                            (1, 1, channels, 1))]))
+    edge = L.Multiply(name=f"{FIXED_PREFIX}edge_{tag}")([border, neighbours(zero)])
+    return L.Add(name=f"{FIXED_PREFIX}pad_{tag}")([zero, edge])
+
+
+def bicubic_downscale(x, channels: int, src: int, dst: int, fixed: list):
+    """Resize by dst/src with ncnn's bicubic (edge-clamped): a fixed strided conv per period,
+    then depth_to_space to interleave the P x P output phases."""
+    k, stride = cubic_phases(src, dst)
+    period, width = k.shape
+    x = _edge_pad(_edge_pad(x, channels, 2, fixed), channels, 1, fixed)
+    weights = np.zeros((width, width, channels, period * period * channels), np.float32)
+    for i in range(period):
+        for j in range(period):
+            for c in range(channels):
+                weights[:, :, c, (i * period + j) * channels + c] = np.outer(k[i], k[j])
+    conv = L.Conv2D(period * period * channels, width, strides=stride, use_bias=False,
+                    name=f"{FIXED_PREFIX}conv")
+    fixed.append((conv.name, [weights]))
+    x = conv(x)
+    return PixelShuffle(period, name=f"{FIXED_PREFIX}shuffle")(x) if period > 1 else x
 
 
 def torch_name(layer_name: str, suffix: str) -> str:
@@ -66,10 +149,11 @@ def torch_name(layer_name: str, suffix: str) -> str:
 
 
 def _targets(model: keras.Model) -> dict[str, Target]:
-    scale = next(l.scale for l in model.layers if isinstance(l, PixelShuffle))
-    last_conv = [l for l in model.layers if isinstance(l, L.Conv2D)][-1].name
+    scale = model.get_layer("upsampler").scale
+    learned = [l for l in model.layers if not l.name.startswith(FIXED_PREFIX)]
+    last_conv = [l for l in learned if isinstance(l, L.Conv2D)][-1].name
     targets = {}
-    for layer in model.layers:
+    for layer in learned:
         for var in layer.weights:
             suffix = variable_suffix(var)
             shape = tuple(var.shape)

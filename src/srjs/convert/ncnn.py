@@ -3,7 +3,8 @@
 The `.param` text is parsed (magic 7767517, layer/blob counts, one line per layer:
 `type name n_in n_out inputs... outputs... k=v...`, array values as `-23300-k=n,v1,...`),
 Split layers are folded away, and the remaining graph is compared op by op with the graph
-each supported architecture exports to (RRDBNet x4, SRVGGNetCompact): same layer types,
+each supported architecture exports to (RRDBNet x4, SRVGGNetCompact, also followed by the
+bicubic downscale of realesrgan-ncnn-vulkan's animevideov3 x2/x3): same layer types,
 parameters and wiring. Only an exact match is accepted, so the weights then get BasicSR
 names and PyTorch layouts (OIHW kernels) and the arch loaders treat them like a `.pth`.
 
@@ -226,8 +227,12 @@ def rrdbnet_graph(num_feat: int, num_block: int, num_grow_ch: int) -> _Graph:
     return g
 
 
-def srvgg_graph(num_feat: int, num_conv: int, scale: int) -> _Graph:
-    """SRVGGNetCompact (PReLU) as exported by Real-ESRGAN's ONNX -> ncnn route."""
+def srvgg_graph(num_feat: int, num_conv: int, scale: int, resize: float | None = None) -> _Graph:
+    """SRVGGNetCompact (PReLU) as exported by Real-ESRGAN's ONNX -> ncnn route.
+
+    resize: the bicubic Interp factor realesrgan-ncnn-vulkan's animevideov3 x2/x3 files put
+    after the x4 network (0.5, 0.75).
+    """
     g = _Graph()
     x = -1
     for i in range(num_conv + 1):
@@ -235,7 +240,9 @@ def srvgg_graph(num_feat: int, num_conv: int, scale: int) -> _Graph:
         x = g.add(("PReLU", (num_feat,), (x,)), f"body.{2 * i + 1}")
     x = g.conv(x, 3 * scale * scale, f"body.{2 * num_conv + 2}")
     x = g.add(("PixelShuffle", (scale, 0), (x,)))
-    g.add2(x, g.nearest(-1, scale))
+    x = g.add2(x, g.nearest(-1, scale))
+    if resize is not None:
+        g.add(("Interp", (3, resize, resize, 0, 0, 0), (x,)))
     return g
 
 
@@ -244,16 +251,19 @@ def match_graph(ops: list[tuple], owners: list[Layer], where: str) -> tuple[str,
     convs = [op for op in ops if op[0] == "Convolution"]
     if not convs:
         raise BadInput(f"'{where}' has no Convolution layers; it maps onto no known architecture")
-    _refuse_trailing_resize(ops, owners, where)
     candidates = []
     feat = convs[0][1][0]
     if any(op[0] == "PReLU" for op in ops):
         out = convs[-1][1][0]
-        scale = int(round((out / 3) ** 0.5))
-        if 3 * scale * scale == out:
-            candidates.append(("srvgg", {"scale": scale, "num_feat": feat, "num_conv": len(convs) - 2,
-                                         "act_type": "prelu", "num_in_ch": 3, "num_out_ch": 3},
-                               lambda: srvgg_graph(feat, len(convs) - 2, scale)))
+        shuffle = int(round((out / 3) ** 0.5))
+        resize, scale = _final_resize(ops, owners, shuffle, where)
+        if 3 * shuffle * shuffle == out:
+            params = {"scale": scale, "num_feat": feat, "num_conv": len(convs) - 2,
+                      "act_type": "prelu", "num_in_ch": 3, "num_out_ch": 3}
+            if scale != shuffle:
+                params["shuffle_scale"] = shuffle
+            candidates.append(("srvgg", params,
+                               lambda: srvgg_graph(feat, len(convs) - 2, shuffle, resize)))
     elif len(convs) >= 21 and (len(convs) - 6) % 15 == 0:  # 15 per RRDB + first, body, up1, up2, hr, last
         blocks, grow = (len(convs) - 6) // 15, convs[1][1][0]
         candidates.append(("rrdbnet", {"scale": 4, "num_feat": feat, "num_block": blocks,
@@ -272,15 +282,22 @@ def match_graph(ops: list[tuple], owners: list[Layer], where: str) -> tuple[str,
                    "no known architecture (rrdbnet x4, srvgg)")
 
 
-def _refuse_trailing_resize(ops: list[tuple], owners: list[Layer], where: str) -> None:
-    # realesrgan-ncnn-vulkan's animevideov3 x2/x3 files are the x4 network (same weights)
-    # followed by a bicubic downscale; no srjs architecture (nor TF.js) has that op.
-    last = ops[-1]
-    if last[0] == "Interp" and last[1][0] == 3:
-        raise BadInput(
-            f"'{where}': last layer '{owners[-1].name}' is a bicubic resize by {last[1][1]} after the "
-            "network (the x4 model downscaled); srjs cannot export bicubic resizes: convert the x4 "
-            "file and resize the output instead")
+def _final_resize(ops: list[tuple], owners: list[Layer], shuffle: int, where: str) -> tuple[float | None, int]:
+    """(bicubic factor, model scale) of a last Interp bicubic layer; (None, shuffle) if none.
+
+    realesrgan-ncnn-vulkan's animevideov3 x2/x3 files are the x4 network (same weights)
+    followed by ncnn's bicubic Interp by 0.5 / 0.75; srvgg rebuilds that resize exactly.
+    """
+    kind, attrs, _ = ops[-1]
+    if kind != "Interp" or attrs[0] != 3:
+        return None, shuffle
+    factor = attrs[1]
+    scale = round(shuffle * factor)
+    if attrs[2] != factor or attrs[3:] != (0, 0, 0) or not 1 <= scale < shuffle \
+            or abs(shuffle * factor - scale) > 1e-6:
+        raise BadInput(f"'{where}': last layer '{owners[-1].name}' resizes by {attrs[1]} x {attrs[2]}; "
+                       f"srjs reads a bicubic downscale of the x{shuffle} output to an integer scale only")
+    return factor, scale
 
 
 # --- .bin weights -----------------------------------------------------------------------
