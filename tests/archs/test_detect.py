@@ -96,3 +96,11 @@ def test_unsupported_channel_counts_are_bad_input():
     state = state_dict_numpy(RRDBNet(1, 1, scale=4, num_feat=8, num_block=1, num_grow_ch=4))
     with pytest.raises(BadInput, match="conv_first.weight takes 1 channels"):
         detect_arch({k: v.shape for k, v in state.items()})
+
+
+def test_value_range_conventions_live_in_the_registry():
+    from srjs.archs import ARCHS
+
+    # BasicSR families publish [0, 1]; ISR's differ between ISR and UpscalerJS, so convert probes
+    assert {name: ARCHS.get(name).default_value_range for name in ARCHS.names()} == {
+        "rrdbnet": (0, 1), "srvgg": (0, 1), "rdn": None, "rrdn": None}

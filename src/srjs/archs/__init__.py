@@ -21,13 +21,16 @@ from srjs.tf import keras
 class ArchSpec:
     """One network family.
 
+    default_value_range: (low, high) of input and output, or None when the family has no one range.
     build(**params) -> keras.Model, input [N, H, W, 3] float32, output [N, H*scale, W*scale, 3].
     detect({weight name: shape}) -> params (always with 'scale') or None if not this family.
     load(model, {weight name: array}) assigns source weights, BadInput on any name/shape mismatch.
     """
 
     name: str
-    default_value_range: tuple
+    # The range every published checkpoint of the family uses (BasicSR trains on [0, 1]);
+    # None where checkpoints disagree (ISR: [0, 1], UpscalerJS's RDNs: [0, 255]): convert probes.
+    default_value_range: tuple | None
     build: Callable[..., keras.Model]
     detect: Callable[[dict[str, tuple]], dict | None]
     load: Callable[[keras.Model, dict[str, np.ndarray]], None]

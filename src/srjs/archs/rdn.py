@@ -100,4 +100,4 @@ def detect(shapes: dict[str, tuple]) -> dict | None:
     }
 
 
-SPEC = ArchSpec(name="rdn", default_value_range=(0, 255), build=build, detect=detect, load=load)
+SPEC = ArchSpec(name="rdn", default_value_range=None, build=build, detect=detect, load=load)

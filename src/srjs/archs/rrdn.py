@@ -88,4 +88,4 @@ def detect(shapes: dict[str, tuple]) -> dict | None:
     }
 
 
-SPEC = ArchSpec(name="rrdn", default_value_range=(0, 1), build=build, detect=detect, load=load)
+SPEC = ArchSpec(name="rrdn", default_value_range=None, build=build, detect=detect, load=load)

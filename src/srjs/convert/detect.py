@@ -22,7 +22,7 @@ class BuiltModel:
     params: dict
     scale: int
     model: object  # tf_keras Model
-    default_value_range: tuple
+    default_value_range: tuple | None  # None: the family has no one convention
 
 
 def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None) -> BuiltModel:
@@ -49,7 +49,7 @@ def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None) ->
     spec = get_arch(wanted)
     model = spec.build(**params)
     spec.load(model, ckpt.weights)  # names the first missing / unexpected / mis-shaped weight
-    return BuiltModel(wanted, params, int(params["scale"]), model, tuple(spec.default_value_range))
+    return BuiltModel(wanted, params, int(params["scale"]), model, spec.default_value_range)
 
 
 def _detect_any(shapes: dict) -> tuple[str, dict] | None:

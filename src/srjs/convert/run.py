@@ -102,17 +102,12 @@ def _stepper(bar):
     return step
 
 
-# Families whose published checkpoints agree on one range (BasicSR trains on [0, 1]); the
-# ISR families do not (ISR: [0, 1], UpscalerJS's RDNs: [0, 255]), so those are probed.
-_RANGE_BY_CONVENTION = {"rrdbnet", "srvgg"}
-
-
 def _choose_value_range(requested: str | None, hints: dict, built) -> tuple[list, str]:
     if requested:
         return VALUE_RANGES[requested], "--value-range"
     if "value_range" in hints:
         return hints["value_range"], hints["value_range_from"]
-    if built.arch in _RANGE_BY_CONVENTION:
+    if built.default_value_range is not None:  # the arch registry knows the family's convention
         return list(built.default_value_range), f"{built.arch} convention"
     best, scores = probe_value_range(built.model, built.scale)
     measured = ", ".join(f"{name}: {db} dB" for name, db in scores.items())
