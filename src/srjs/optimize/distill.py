@@ -1,0 +1,163 @@
+"""The one fine-tune loop that pruning and clustering share: distillation from the parent.
+
+The parent (teacher) labels its own inputs, so any unlabeled photos serve: random LR patches
+are cut from bicubic-downscaled calibration images (`--calib DIR`, or the builtin photos of
+`srjs.evaluate.datasets`), and the student learns the L1 distance to the teacher's output.
+The loop is bounded by `steps` and/or `time_budget_s`. A KeyboardInterrupt propagates
+unchanged: callers build variants inside `srjs.modeldir.atomic_dir`, so Ctrl-C leaves no
+half-written variant.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from srjs.errors import BadInput
+
+
+@dataclass
+class FineTuneReport:
+    """What one fine-tune did. seconds: wall time of the loop (s); final_loss: mean L1 of the
+    last steps, in the model's value range; teacher_loss0: L1 of the student at step 0."""
+
+    steps: int
+    seconds: float
+    final_loss: float
+    first_loss: float
+    patch: int
+    batch: int
+    learning_rate: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibration_images(calib: str | Path | None, scale: int, max_images: int = 8) -> list[np.ndarray]:
+    """LR training images, HxWx3 float32 in [0, 1]: `calib` folder or 'builtin' / None.
+
+    HR photos are bicubic-downscaled by `scale` (the LR a real user feeds the model). BadInput
+    for an empty or unreadable folder.
+    """
+    from srjs.evaluate import datasets
+    from srjs.evaluate.resize import bicubic_downsample
+
+    if calib in (None, "", "builtin"):
+        images = datasets.builtin()
+    else:
+        folder = Path(calib)
+        if not folder.is_dir():
+            raise BadInput(f"calibration folder '{calib}' does not exist")
+        images = datasets.load_folder(folder)
+        if not images:
+            raise BadInput(f"calibration folder '{calib}' holds no images ({', '.join(datasets.SUFFIXES)})")
+    out = []
+    for image in images[:max_images]:
+        lr = image.lr if image.lr is not None else bicubic_downsample(image.hr, scale)
+        out.append(np.clip(np.asarray(lr, np.float32) / 255.0, 0.0, 1.0))
+    return out
+
+
+class PatchSampler:
+    """Random LR patches (N x patch x patch x 3, float32) from a list of images, seeded."""
+
+    def __init__(self, images: Sequence[np.ndarray], patch: int, value_max: float, seed: int = 0):
+        self.images = [im for im in images if im.shape[0] >= patch and im.shape[1] >= patch]
+        if not self.images:
+            raise BadInput(f"no calibration image is at least {patch}x{patch} pixels after downscaling")
+        self.patch = patch
+        self.value_max = float(value_max)
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> np.ndarray:
+        out = np.empty((n, self.patch, self.patch, 3), np.float32)
+        for i in range(n):
+            im = self.images[self.rng.integers(len(self.images))]
+            y = self.rng.integers(im.shape[0] - self.patch + 1)
+            x = self.rng.integers(im.shape[1] - self.patch + 1)
+            crop = im[y : y + self.patch, x : x + self.patch]
+            # Flips and transposes: 8x the distinct patches for free.
+            if self.rng.integers(2):
+                crop = crop[:, ::-1]
+            if self.rng.integers(2):
+                crop = crop.transpose(1, 0, 2)
+            out[i] = crop
+        return out * self.value_max
+
+
+def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float = 1.0,
+            steps: int | None = None, time_budget_s: float | None = None, patch: int = 32,
+            batch: int = 4, learning_rate: float = 1e-4, callbacks: Sequence = (),
+            progress: bool = False, seed: int = 0):
+    """Fine-tune `student` (a keras.Model, changed in place) towards `teacher`'s outputs.
+
+    images: LR images in [0, 1] (`calibration_images`); value_max: the models' input scale
+    (1 or 255). steps: optimizer steps; time_budget_s: wall-clock bound in seconds; at least
+    one must be given. callbacks: Keras callbacks (tfmot's UpdatePruningStep) driven like
+    model.fit drives them, as one epoch. Returns (student, FineTuneReport).
+    """
+    from tqdm import tqdm
+
+    from srjs.tf import keras, tf
+
+    if steps is None and time_budget_s is None:
+        raise BadInput("a fine-tune needs --steps or --time-budget")
+    if steps is not None and steps < 1:
+        raise BadInput(f"--steps must be at least 1 (got {steps})")
+    if time_budget_s is not None and time_budget_s <= 0:
+        raise BadInput(f"--time-budget must be positive seconds (got {time_budget_s})")
+    sampler = PatchSampler(images, patch, value_max, seed)
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    # The loss is L1 in [0, 1] units whatever the model's value range, so one learning rate fits.
+    inv = 1.0 / float(value_max)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x):
+        target = teacher(x, training=False)
+        with tf.GradientTape() as tape:
+            pred = student(x, training=True)
+            loss = tf.reduce_mean(tf.abs(pred - target)) * inv
+        grads = tape.gradient(loss, student.trainable_variables)
+        optimizer.apply_gradients(zip(grads, student.trainable_variables))
+        return loss
+
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        cb.set_model(student)
+        cb.on_train_begin()
+    total = steps if steps is not None else None
+    bar = tqdm(total=total, desc="fine-tune", unit="step", leave=False,
+               disable=None if progress else True)
+    start = time.perf_counter()
+    losses: list[float] = []
+    done = 0
+    try:
+        while steps is None or done < steps:
+            if time_budget_s is not None and time.perf_counter() - start >= time_budget_s:
+                break
+            for cb in callbacks:
+                cb.on_train_batch_begin(done)
+            loss = float(train_step(tf.constant(sampler.batch(batch))))
+            for cb in callbacks:
+                cb.on_train_batch_end(done, {"loss": loss})
+            losses.append(loss)
+            done += 1
+            bar.update(1)
+            if done % 5 == 0 or done == 1:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.5f}")
+    finally:
+        bar.close()
+    for cb in callbacks:
+        cb.on_epoch_end(0, {"loss": losses[-1] if losses else float("nan")})
+        cb.on_train_end()
+    seconds = time.perf_counter() - start
+    tail = losses[-max(1, min(20, len(losses) // 5)) :] if losses else [float("nan")]
+    report = FineTuneReport(
+        steps=done, seconds=round(seconds, 2), final_loss=float(np.mean(tail)),
+        first_loss=float(losses[0]) if losses else float("nan"), patch=patch, batch=batch,
+        learning_rate=learning_rate,
+    )
+    return student, report
