@@ -165,6 +165,40 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
 
 
 @cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Variant model dir to write.")
+@click.option("--quantize", help="float16, uint16, uint8, auto, or patterns 'uint8:*conv*,float16:*' "
+              "(first match wins; unmatched weights stay float32).")
+@click.option("--max-drop-db", type=float, help="auto: largest Y-PSNR drop against HR, dB (held-out images).")
+@click.option("--min-fidelity-db", type=float, help="auto: smallest Y-PSNR of the output against the "
+              "parent's output, dB (the right budget for GAN models).")
+@click.option("--calib", default="builtin", show_default=True,
+              help="'builtin' or a folder of images: half calibrate, half are held out for the numbers.")
+def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib):
+    """Make a variant: per-tensor quantization calibrated on the network's output.
+
+    Each tensor's TF.js (scale, min) is chosen by the output error on calibration images, and
+    the whole variant is never worse than tensorflowjs' own quantization of the same dtypes.
+    The variant is a model dir like any other: verify, evaluate, package and upscale take it.
+
+    \b
+    Example:
+      srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-uint8 --quantize uint8
+      srjs optimize artifacts/isr-x2 -o artifacts/isr-x2-auto --quantize auto --max-drop-db 0.02
+    """
+    from srjs.optimize.run import Recipe, make_variant
+
+    recipe = Recipe(quantize=quantize, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db, calib=calib)
+    manifest = make_variant(model_dir, out, recipe, progress=True)
+    held = manifest.results["heldout"]
+    layers = sum(v["bytes"] for k, v in manifest.files.items() if k.startswith("tfjs_layers/"))
+    gzip = sum(v["gzip_bytes"] for k, v in manifest.files.items() if k.startswith("tfjs_layers/"))
+    click.echo(f"{manifest.name}: {layers} bytes ({gzip} gzip) -> {out}; held-out Y-PSNR "
+               f"{held['psnr_y']:.2f} dB (parent {held['parent_psnr_y']:.2f}, drop {held['drop_db']:.3f} dB), "
+               f"fidelity {held['fidelity_psnr_y']:.2f} dB")
+
+
+@cli.command()
 @click.argument("model_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--dataset", default="builtin", show_default=True,
               help="'builtin' (scikit-image photos), a folder of HR images, or a folder with LR/ and HR/.")

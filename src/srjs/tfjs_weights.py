@@ -219,8 +219,9 @@ def write_weights(folder: Path, tensors: list[tuple[str, np.ndarray, Encoding]],
         raise BadInput(f"shard size must be at least 1 byte, got {shard_bytes}")
     entries, parts = [], []
     for name, values, enc in tensors:
-        stored = quantize_tensor(values, enc)
-        entry = {"name": name, "shape": [int(d) for d in np.shape(values)], "dtype": "float32"}
+        plain = _plain_dtype(values) if enc.dtype == "float32" else "float32"
+        stored = np.asarray(values, DTYPES[plain]) if plain != "float32" else quantize_tensor(values, enc)
+        entry = {"name": name, "shape": [int(d) for d in np.shape(values)], "dtype": plain}
         quant = enc.manifest_entry()
         if quant is not None:
             entry["quantization"] = quant
@@ -236,6 +237,12 @@ def write_weights(folder: Path, tensors: list[tuple[str, np.ndarray, Encoding]],
         (folder / name).write_bytes(blob[index * shard_bytes:(index + 1) * shard_bytes])
         paths.append(name)
     return [{"paths": paths, "weights": entries}]
+
+
+def _plain_dtype(values) -> str:
+    """TF.js dtype of an unquantized array: int32/bool arrays keep theirs, anything else float32."""
+    kind = np.asarray(values).dtype
+    return "int32" if kind.kind in "iu" else "bool" if kind.kind == "b" else "float32"
 
 
 def check_shards(data: dict, folder: Path, where: str) -> list[str]:

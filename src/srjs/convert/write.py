@@ -8,10 +8,12 @@ from srjs.modeldir import Manifest
 
 
 def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool = True,
-                    tfjs_options=None, step=lambda name: None) -> Manifest:
+                    tfjs_options=None, step=lambda name: None, finish=lambda tmp: None) -> Manifest:
     """Atomically write `out` with every format of `model` and its manifest.
 
-    step(name) is called before each format is written (progress reporting).
+    step(name) is called before each format is written (progress reporting); finish(tmp) runs
+    on the temporary folder once every format is written, before the manifest indexes the
+    files (optimize re-encodes the TF.js shards there).
     """
     from srjs.convert import export
     from srjs.tf import quiet_fds
@@ -29,6 +31,7 @@ def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool =
                 export.export_layers(model, tmp / modeldir.TFJS_LAYERS_DIR, manifest.scale, options)
                 step("tfjs_graph")
                 export.export_graph(model, tmp / modeldir.TFJS_GRAPH_DIR, options)
+        finish(tmp)
         step("manifest")
         modeldir.write_manifest(tmp, manifest)
     return manifest

@@ -1,0 +1,92 @@
+"""`--quantize auto`: a dtype per tensor, fewest shipped bytes within a quality budget.
+
+Budget: the Y-PSNR drop against HR stays <= max_drop_db and (optionally) the fidelity to
+the parent's output stays >= min_fidelity_db. Every tensor starts at uint16 (2 bytes,
+65535 levels: indistinguishable from float here); tensors move to calibrated uint8 in
+order of least output harm per byte saved (each tensor's harm measured alone), and the
+longest prefix that keeps the calibration images within budget is found by bisection. The
+variant is then re-measured on held-out images and backed off tensor by tensor (most
+harmful first) until it is within budget there too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from srjs.optimize.calib import Quality
+from srjs.tfjs_weights import Encoding
+
+
+@dataclass
+class AutoResult:
+    encodings: dict[str, Encoding]
+    uint8: list[str]  # tensors stored as uint8, in the order they were admitted
+    backed_off: list[str] = field(default_factory=list)  # moved back to uint16 after the held-out check
+    calib_quality: Quality | None = None
+    evaluations: int = 0
+
+
+def within(quality: Quality, parent_psnr: float, max_drop_db: float, min_fidelity_db: float | None) -> bool:
+    if parent_psnr - quality.psnr_y > max_drop_db + 1e-9:
+        return False
+    return min_fidelity_db is None or (quality.fidelity_psnr_y or 0.0) >= min_fidelity_db
+
+
+def choose(sizes: dict[str, int], uint8: dict[str, Encoding], uint16: dict[str, Encoding],
+           harm: dict[str, float], measure_calib: Callable[[dict[str, Encoding]], Quality],
+           measure_heldout: Callable[[dict[str, Encoding]], Quality], parent_calib: float,
+           parent_heldout: float, max_drop_db: float, min_fidelity_db: float | None) -> AutoResult:
+    """Pick uint8 or uint16 per tensor (see the module docstring).
+
+    sizes: elements per tensor; uint8/uint16: the calibrated encodings of each; harm: output
+    MSE with only that tensor at uint8; measure_*: quality of a full assignment on the
+    calibration / held-out crops; parent_*: the parent's Y-PSNR on them.
+    """
+    order = sorted(sizes, key=lambda n: harm[n] / max(sizes[n], 1))  # least harm per byte saved first
+    evaluations = 0
+
+    def assignment(k: int) -> dict[str, Encoding]:
+        chosen = set(order[:k])
+        return {n: (uint8[n] if n in chosen else uint16[n]) for n in sizes}
+
+    def ok(k: int, measure, parent: float) -> tuple[bool, Quality]:
+        nonlocal evaluations
+        evaluations += 1
+        quality = measure(assignment(k))
+        return within(quality, parent, max_drop_db, min_fidelity_db), quality
+
+    low, high = 0, len(order)  # ok(low) is assumed (uint16 is lossless at these budgets)
+    best_quality = None
+    good, quality = ok(high, measure_calib, parent_calib)
+    if good:
+        low, best_quality = high, quality
+    while high - low > 1 and not good:
+        mid = (low + high) // 2
+        good_mid, quality = ok(mid, measure_calib, parent_calib)
+        if good_mid:
+            low, best_quality = mid, quality
+        else:
+            high = mid
+    k = low
+    backed = []
+    while k > 0:
+        good, _ = ok(k, measure_heldout, parent_heldout)
+        if good:
+            break
+        backed.append(order[k - 1])  # the most harmful admitted tensor goes back to uint16
+        k -= 1
+    return AutoResult(assignment(k), order[:k], backed, best_quality, evaluations)
+
+
+def harm_per_tensor(weights: dict[str, np.ndarray], uint8: dict[str, Encoding],
+                    assign: Callable[[str, np.ndarray], None], output_error: Callable[[], float],
+                    dequantized: Callable[[np.ndarray, Encoding], np.ndarray]) -> dict[str, float]:
+    """Output MSE on the calibration batch with one tensor at uint8 and every other float."""
+    harm = {}
+    for name, values in weights.items():
+        assign(name, dequantized(values, uint8[name]))
+        harm[name] = output_error()
+        assign(name, values)
+    return harm

@@ -1,0 +1,284 @@
+"""`srjs optimize`: make a variant of a model dir (fine-tune steps, then quantization).
+
+A variant is a model dir like any other (DESIGN.md): keras/model.keras and saved_model/
+hold exactly the weights the TF.js exports ship (dequantized), tfjs_layers/ and tfjs_graph/
+store them with srjs's per-tensor encodings, and the manifest records `parent`, the
+`recipe` and the measured `results` (on held-out images the search never saw).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from srjs import modeldir, tfjs_weights
+from srjs.errors import BadInput
+from srjs.optimize import calib as calibration
+from srjs.optimize import mixed, quantize
+from srjs.tfjs_weights import Encoding
+
+
+@dataclass
+class Recipe:
+    """How a variant is made; also what a build config's [[variants]] table holds.
+
+    quantize: 'float16' | 'uint16' | 'uint8' | 'auto' | patterns ('uint8:*conv*,float16:*');
+    None keeps float32. max_drop_db / min_fidelity_db: auto's budget (Y-PSNR drop vs HR, dB;
+    floor on fidelity to the parent's output, dB). prune (sparsity in (0, 1)), cluster
+    (clusters per weight), steps / time_budget_s (fine-tune bounds): see prune/cluster.
+    calib: 'builtin' or a folder of images.
+    """
+
+    quantize: str | None = None
+    max_drop_db: float | None = None
+    min_fidelity_db: float | None = None
+    prune: float | None = None
+    cluster: int | None = None
+    steps: int | None = None
+    time_budget_s: float | None = None
+    calib: str = "builtin"
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> "Recipe":
+        """A Recipe from a config table; BadInput naming an unknown or mistyped key and `where`."""
+        known = {f.name: f for f in fields(cls)}
+        for key, value in data.items():
+            if key not in known:
+                raise BadInput(f"{where}: unknown key '{key}' (known: {', '.join(known)})")
+            kind = {"quantize": str, "calib": str, "cluster": int, "steps": int}.get(key, float)
+            ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
+            if isinstance(value, bool) or not ok:
+                raise BadInput(f"{where}: '{key}' must be {kind.__name__}, not {value!r}")
+        recipe = cls(**data)
+        recipe.check()
+        return recipe
+
+    def check(self) -> None:
+        """BadInput for impossible requests, before anything is loaded or written."""
+        if self.quantize is None and self.prune is None and self.cluster is None:
+            raise BadInput("nothing to do: give --quantize, --prune or --cluster")
+        if self.max_drop_db is not None and self.max_drop_db < 0:
+            raise BadInput(f"--max-drop-db must be >= 0, got {self.max_drop_db}")
+        if self.quantize == "auto" and self.max_drop_db is None and self.min_fidelity_db is None:
+            raise BadInput("--quantize auto needs a budget: --max-drop-db D and/or --min-fidelity-db F")
+        if self.prune is not None and not 0 < self.prune < 1:
+            raise BadInput(f"--prune must be a sparsity in (0, 1), got {self.prune}")
+        if self.cluster is not None and self.cluster < 2:
+            raise BadInput(f"--cluster must be at least 2 clusters, got {self.cluster}")
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+class _Runner:
+    """The variant's Keras model on fixed inputs: assign weights, measure output error."""
+
+    def __init__(self, model, targets: dict, batch: np.ndarray):
+        from srjs.tf import tf
+
+        self.model, self.targets = model, targets
+        self.batch = tf.constant(batch)
+        self.call = tf.function(lambda x: model(x, training=False))
+        self.reference = self.run()
+
+    def run(self, batch=None) -> np.ndarray:
+        return self.call(self.batch if batch is None else batch).numpy()
+
+    def assign(self, name: str, values: np.ndarray) -> None:
+        self.targets[name].variable.assign(values)
+
+    def output_error(self) -> float:
+        return float(np.mean((self.run() - self.reference) ** 2))
+
+
+def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = False) -> modeldir.Manifest:
+    """Write the variant `out` of model dir `parent` made by `recipe`; returns its manifest."""
+    from srjs.archs import keras_targets
+    from srjs.convert.write import write_model_dir
+    from srjs.evaluate.shipped import load_shipped
+
+    recipe.check()
+    parent, out = Path(parent), Path(out)
+    if out.resolve() == parent.resolve():
+        raise BadInput("the variant must go to another folder than its parent")
+    manifest = modeldir.read_manifest(parent)
+    scale, vmax = manifest.scale, manifest.value_max
+    calib_crops, heldout = calibration.calibration_sets(recipe.calib, scale, vmax)
+    start = time.perf_counter()
+
+    model = load_shipped(parent)
+    targets = keras_targets(model)
+    runner = _Runner(model, targets, calib_crops.lr)
+    parent_heldout = runner.run(heldout.lr)
+    results: dict = {}
+    model = _fine_tune(model, parent, recipe, results, progress)  # prune / cluster (distillation)
+    targets = keras_targets(model)
+    runner = _Runner(model, targets, calib_crops.lr) if results else runner
+    weights = {name: t.variable.numpy() for name, t in targets.items()}
+
+    encodings: dict[str, Encoding] = {name: Encoding() for name in weights}
+    if recipe.quantize is not None:
+        encodings, results["quantization"] = _choose_encodings(
+            weights, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress)
+    for name, values in weights.items():
+        runner.assign(name, quantize.dequantized(values, encodings[name]))
+
+    final = calibration.quality(runner.run(heldout.lr), heldout, scale, vmax, parent_heldout)
+    before = calibration.quality(parent_heldout, heldout, scale, vmax)
+    results["heldout"] = {"images": sorted({n.split("#")[0] for n in heldout.names}),
+                          "psnr_y": round(final.psnr_y, 4), "parent_psnr_y": round(before.psnr_y, 4),
+                          "drop_db": round(before.psnr_y - final.psnr_y, 4),
+                          "fidelity_psnr_y": round(final.fidelity_psnr_y, 3)}
+    results["weight_bytes"] = quantize.shipped_bytes(weights, encodings)
+    results["float32_weight_bytes"] = quantize.shipped_bytes(weights, {n: Encoding() for n in weights})
+    results["seconds"] = round(time.perf_counter() - start, 1)
+
+    variant = dataclasses.replace(
+        manifest, name=f"{manifest.name}-{_short(recipe)}", parent=str(parent),
+        recipe=recipe.to_dict(), results=results, files={})
+    write_model_dir(model, out, variant, finish=lambda tmp: _encode_exports(tmp, encodings))
+    return modeldir.read_manifest(out)
+
+
+def _short(recipe: Recipe) -> str:
+    parts = [f"p{int(round(recipe.prune * 100))}" if recipe.prune else "",
+             f"c{recipe.cluster}" if recipe.cluster else "",
+             (recipe.quantize if recipe.quantize and ":" not in recipe.quantize else "mixed" if recipe.quantize else "")]
+    return "-".join(p for p in parts if p)
+
+
+def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: bool):
+    """Prune / cluster by distillation from the parent (optimize.prune, optimize.cluster)."""
+    if recipe.prune is None and recipe.cluster is None:
+        return model
+    raise BadInput("--prune/--cluster are not available in this build yet")
+
+
+def _choose_encodings(weights, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress):
+    """Per-tensor encodings for `recipe.quantize`, and the facts of how they were chosen."""
+    names = list(weights)
+    bar = _bar(progress, len(names), "calibrate")
+    tick = (lambda name: bar.update(1)) if bar else (lambda name: None)
+    if recipe.quantize != "auto":
+        dtypes = quantize.parse_spec(recipe.quantize, names)
+        choices = quantize.calibrate(weights, dtypes, runner.assign, runner.output_error, tick)
+        encodings = {n: c.encoding for n, c in choices.items()}
+        encodings, kept = _never_worse_than_tfjs(weights, dtypes, encodings, runner, heldout, parent_heldout,
+                                                 scale, vmax)
+        facts = {"mode": "calibrated", "dtypes": _count(dtypes), "kept": kept}
+    else:
+        uint8 = {n: c.encoding for n, c in quantize.calibrate(
+            weights, {n: "uint8" for n in names}, runner.assign, runner.output_error, tick).items()}
+        uint16 = quantize.tfjs_choices(weights, {n: "uint16" for n in names})
+        for name, values in weights.items():
+            runner.assign(name, values)
+        harm = mixed.harm_per_tensor(weights, uint8, runner.assign, runner.output_error, quantize.dequantized)
+        calib_parent = runner.reference
+        parent_calib_q = calibration.quality(calib_parent, calib_crops, scale, vmax).psnr_y
+        parent_held_q = calibration.quality(parent_heldout, heldout, scale, vmax).psnr_y
+
+        def measure(crops, reference):
+            def score(assignment):
+                for name, values in weights.items():
+                    runner.assign(name, quantize.dequantized(values, assignment[name]))
+                return calibration.quality(runner.run(crops.lr), crops, scale, vmax, reference)
+            return score
+
+        chosen = mixed.choose({n: int(np.size(v)) for n, v in weights.items()}, uint8, uint16, harm,
+                              measure(calib_crops, calib_parent), measure(heldout, parent_heldout),
+                              parent_calib_q, parent_held_q, recipe.max_drop_db if recipe.max_drop_db is not None
+                              else float("inf"), recipe.min_fidelity_db)
+        encodings = chosen.encodings
+        facts = {"mode": "auto", "dtypes": _count({n: e.dtype for n, e in encodings.items()}),
+                 "backed_off": chosen.backed_off, "evaluations": chosen.evaluations}
+    if bar:
+        bar.close()
+    facts["tensors"] = {n: e.dtype for n, e in encodings.items()}
+    return encodings, facts
+
+
+def _never_worse_than_tfjs(weights, dtypes, encodings, runner, heldout, parent_heldout, scale, vmax):
+    """Keep srjs's per-tensor choice unless tensorflowjs' own ranges score better on held-out crops."""
+    def fidelity(assignment):
+        for name, values in weights.items():
+            runner.assign(name, quantize.dequantized(values, assignment[name]))
+        return calibration.quality(runner.run(heldout.lr), heldout, scale, vmax, parent_heldout).fidelity_psnr_y
+
+    theirs = quantize.tfjs_choices(weights, dtypes)
+    mine_db, theirs_db = fidelity(encodings), fidelity(theirs)
+    if theirs_db > mine_db:
+        return theirs, {"choice": "tensorflowjs ranges", "srjs_db": mine_db, "tensorflowjs_db": theirs_db}
+    return encodings, {"choice": "srjs calibrated ranges", "srjs_db": mine_db, "tensorflowjs_db": theirs_db}
+
+
+def _count(dtypes: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for dtype in dtypes.values():
+        counts[dtype] = counts.get(dtype, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _bar(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="tensor", leave=False, disable=None)  # None: terminals only
+
+
+# --- re-encoding the TF.js exports ---------------------------------------------------------
+
+def _encode_exports(root: Path, encodings: dict[str, Encoding]) -> None:
+    """Rewrite tfjs_layers/ and tfjs_graph/ shards with the chosen per-tensor encodings.
+
+    The exports were written float32 from the dequantized model, so each layers tensor is
+    exactly on its grid and re-encoding it is lossless. Graph tensors carry other names and
+    some are folded (a conv kernel times 0.2): each takes the encoding of the layers tensor it
+    equals, or is proportional to (scale and min scaled alike); any other stays float32.
+    """
+    layers_dir, graph_dir = root / modeldir.TFJS_LAYERS_DIR, root / modeldir.TFJS_GRAPH_DIR
+    if not (layers_dir / "model.json").is_file():
+        return
+    layers = tfjs_weights.read_weights(layers_dir / "model.json")
+    _rewrite(layers_dir, {n: encodings.get(n, Encoding()) for n in layers})
+    if (graph_dir / "model.json").is_file():
+        graph = tfjs_weights.read_weights(graph_dir / "model.json")
+        _rewrite(graph_dir, {n: _graph_encoding(v, layers, encodings) for n, v in graph.items()})
+
+
+def _graph_encoding(values: np.ndarray, layers: dict[str, np.ndarray], encodings: dict[str, Encoding]) -> Encoding:
+    if values.dtype != np.float32:
+        return Encoding()
+    for name, source in layers.items():
+        enc = encodings.get(name, Encoding())
+        if enc.dtype == "float32" or source.shape != values.shape:
+            continue
+        nonzero = source != 0
+        if not nonzero.any() or np.any(values[~nonzero] != 0):
+            continue
+        ratios = values[nonzero].astype(np.float64) / source[nonzero]
+        factor = float(np.median(ratios))
+        if factor == 0 or np.max(np.abs(ratios - factor)) > 1e-5 * abs(factor):
+            continue
+        if enc.dtype == "float16":
+            return enc if factor == 1 else Encoding()
+        return Encoding(enc.dtype, enc.scale * factor, enc.min * factor)
+    return Encoding()
+
+
+def _rewrite(folder: Path, encodings: dict[str, Encoding]) -> None:
+    """Replace the shards of the TF.js model in `folder` with `encodings` (same tensors, same order)."""
+    path = folder / "model.json"
+    data = json.loads(path.read_text())
+    shard_bytes = max((folder / p).stat().st_size for g in data["weightsManifest"] for p in g["paths"])
+    values = tfjs_weights.read_weights(path, data)
+    for group in data["weightsManifest"]:
+        for shard in group["paths"]:
+            (folder / shard).unlink()
+    tensors = [(name, array, encodings[name]) for name, array in values.items()]
+    data["weightsManifest"] = tfjs_weights.write_weights(folder, tensors, shard_bytes=max(shard_bytes, 1))
+    path.write_text(json.dumps(data))
