@@ -39,8 +39,10 @@ class FineTuneReport:
 def calibration_images(calib: str | Path | None, scale: int, max_images: int = 8) -> list[np.ndarray]:
     """LR training images, HxWx3 float32 in [0, 1]: `calib` folder or 'builtin' / None.
 
-    HR photos are bicubic-downscaled by `scale` (the LR a real user feeds the model). BadInput
-    for an empty or unreadable folder.
+    Only the first half of the images (at least one) is used, the same split as
+    `srjs.optimize.calib.calibration_sets`, so a variant's held-out numbers come from images the
+    fine-tune never saw. HR photos are bicubic-downscaled by `scale` (the LR a real user feeds
+    the model). BadInput for an empty or unreadable folder.
     """
     from srjs.evaluate import datasets
     from srjs.evaluate.resize import bicubic_downsample
@@ -55,7 +57,7 @@ def calibration_images(calib: str | Path | None, scale: int, max_images: int = 8
         if not images:
             raise BadInput(f"calibration folder '{calib}' holds no images ({', '.join(datasets.SUFFIXES)})")
     out = []
-    for image in images[:max_images]:
+    for image in images[: max(1, len(images) // 2)][:max_images]:
         lr = image.lr if image.lr is not None else bicubic_downsample(image.hr, scale)
         out.append(np.clip(np.asarray(lr, np.float32) / 255.0, 0.0, 1.0))
     return out
