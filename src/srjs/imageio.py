@@ -1,6 +1,7 @@
 """Reading and writing images and raw .npy arrays for `srjs upscale`."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +31,77 @@ def read_input(path: Path, value_max: float) -> np.ndarray:
     return read_rgb8(path).astype(np.float32) * (value_max / 255.0)
 
 
-def read_rgb8(path: Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 (grey replicated, alpha dropped)."""
+# PIL's own bomb threshold (2 * Image.MAX_IMAGE_PIXELS): a 30000x30000 PNG is a few MB on
+# disk but 2.7 GB decoded, and a tiled upscale of it needs 16x that. Raising it is the user's call.
+MAX_PIXELS_ENV = "SRJS_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 178_956_970
+
+
+def max_pixels() -> int:
+    """The largest width*height srjs decodes (SRJS_MAX_IMAGE_PIXELS overrides)."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{MAX_PIXELS_ENV}={raw!r} is not an integer number of pixels") from None
+    if value <= 0:
+        raise BadInput(f"{MAX_PIXELS_ENV}={raw!r} must be positive")
+    return value
+
+
+def _read_pil(path: Path, mode: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    limit = max_pixels()
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # srjs checks the declared size itself, against its own limit
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            width, height = image.size  # from the header: nothing decoded yet
+            if width * height > limit:
+                raise BadInput(f"'{path}' is {width}x{height} = {width * height} pixels, over the limit of "
+                               f"{limit}; raise it with {MAX_PIXELS_ENV}=N if you trust the file")
+            return np.asarray(image.convert(mode))
     except (UnidentifiedImageError, OSError) as err:
         raise BadInput(f"cannot read image '{path}': {err}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
-def write_output(path: Path, array: np.ndarray, value_max: float) -> None:
-    """Write HxWx3 model output: raw float32 to .npy (unclipped), else rounded 8-bit RGB."""
+def read_rgb8(path: Path) -> np.ndarray:
+    """An image file as HxWx3 uint8 (grey replicated, alpha dropped)."""
+    return _read_pil(path, "RGB")
+
+
+def read_alpha8(path: Path) -> np.ndarray | None:
+    """The alpha channel of an image file as HxW uint8, or None when it has none (or is .npy)."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    from PIL import Image
+
+    with Image.open(path) as image:  # header only; read_rgb8 already checked size and format
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    return _read_pil(path, "RGBA")[..., 3] if has_alpha else None
+
+
+def upscale_alpha(alpha: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Alpha (HxW uint8) resized bicubically to height x width, as UpscalerJS users expect."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(alpha, "L").resize((width, height), Image.BICUBIC))
+
+
+ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}
+
+
+def write_output(path: Path, array: np.ndarray, value_max: float, alpha: np.ndarray | None = None) -> None:
+    """Write HxWx3 model output: raw float32 to .npy (unclipped), else rounded 8-bit RGB.
+
+    alpha: HxW uint8 at the output size; written as RGBA where the format holds alpha.
+    """
     from PIL import Image
 
     path = Path(path)
@@ -54,7 +113,11 @@ def write_output(path: Path, array: np.ndarray, value_max: float) -> None:
             with open(tmp, "wb") as handle:  # np.save(path) would append .npy to the temp name
                 np.save(handle, array.astype(np.float32))
         else:
-            Image.fromarray(to_rgb8(array, value_max)).save(tmp)
+            rgb = to_rgb8(array, value_max)
+            if alpha is not None and path.suffix.lower() in ALPHA_SUFFIXES:
+                Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp)
+            else:
+                Image.fromarray(rgb).save(tmp)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

@@ -81,6 +81,9 @@ def upscale_file(model_dir: Path, image_path: Path, out_path: Path, **options) -
     """Upscale an image or .npy file to `out_path`; returns the output (height, width)."""
     manifest = modeldir.read_manifest(model_dir)
     image = imageio.read_input(image_path, manifest.value_max)
+    alpha = imageio.read_alpha8(image_path)
     output = upscale_array(model_dir, image, **options)
-    imageio.write_output(out_path, output, manifest.value_max)
+    if alpha is not None:  # the network sees RGB only; transparency is resized alongside it
+        alpha = imageio.upscale_alpha(alpha, output.shape[0], output.shape[1])
+    imageio.write_output(out_path, output, manifest.value_max, alpha=alpha)
     return output.shape[0], output.shape[1]

@@ -109,7 +109,9 @@ def package_hints(spec: NpmSpec) -> dict:
     match = _SCALE_IN_PATH.search(spec.path)
     if match:
         hints["scale_hint"] = int(match[1] or match[2])
-    folders = [part for part in Path(spec.path).parent.parts if part not in ("models", ".")]
+    inner = Path(spec.path)
+    inner = inner if inner.suffix == "" else inner.parent  # models/x4 names a folder, x4/model.json a file
+    folders = [part for part in inner.parts if part not in ("models", ".")]
     hints["name"] = "-".join([short, *folders]) if folders else short
     meta = json.loads((root / "package.json").read_text()).get("@upscalerjs", {})
     if meta.get("modelFamily") == "esrgan":

