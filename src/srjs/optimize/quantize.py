@@ -40,6 +40,8 @@ def parse_spec(spec: str, names: Sequence[str]) -> dict[str, str]:
     rules = []
     for part in [p.strip() for p in spec.split(",") if p.strip()]:
         dtype, sep, pattern = part.partition(":")
+        if not sep and dtype not in DTYPES:
+            raise BadInput(f"--quantize: unknown dtype '{dtype}' (known: {', '.join(DTYPES)}, auto)")
         if not sep or not pattern:
             raise BadInput(f"--quantize '{part}': expected DTYPE or DTYPE:PATTERN (e.g. 'uint8:*conv*,float16:*')")
         if dtype not in DTYPES:
