@@ -174,7 +174,13 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
               "parent's output, dB (the right budget for GAN models).")
 @click.option("--calib", default="builtin", show_default=True,
               help="'builtin' or a folder of images: half calibrate, half are held out for the numbers.")
-def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib):
+@click.option("--prune", type=float, help="Magnitude-prune every conv kernel to this sparsity in (0, 1), "
+              "fine-tuned by distillation from the parent (before any quantization).")
+@click.option("--cluster", type=int, help="Cluster every conv kernel to K values (K >= 2), fine-tuned "
+              "by distillation; keeps a pruned model's zeros.")
+@click.option("--steps", type=int, help="Fine-tune bound: optimizer steps (default 500 without --time-budget).")
+@click.option("--time-budget", "time_budget", type=float, help="Fine-tune bound: wall-clock seconds.")
+def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, cluster, steps, time_budget):
     """Make a variant: per-tensor quantization calibrated on the network's output.
 
     Each tensor's TF.js (scale, min) is chosen by the output error on calibration images, and
@@ -185,10 +191,12 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib):
     Example:
       srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-uint8 --quantize uint8
       srjs optimize artifacts/isr-x2 -o artifacts/isr-x2-auto --quantize auto --max-drop-db 0.02
+      srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-p50 --prune 0.5 --time-budget 540 --quantize uint8
     """
     from srjs.optimize.run import Recipe, make_variant
 
-    recipe = Recipe(quantize=quantize, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db, calib=calib)
+    recipe = Recipe(quantize=quantize, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db, calib=calib,
+                    prune=prune, cluster=cluster, steps=steps, time_budget_s=time_budget)
     manifest = make_variant(model_dir, out, recipe, progress=True)
     held = manifest.results["heldout"]
     layers = sum(v["bytes"] for k, v in manifest.files.items() if k.startswith("tfjs_layers/"))
@@ -196,6 +204,11 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib):
     click.echo(f"{manifest.name}: {layers} bytes ({gzip} gzip) -> {out}; held-out Y-PSNR "
                f"{held['psnr_y']:.2f} dB (parent {held['parent_psnr_y']:.2f}, drop {held['drop_db']:.3f} dB), "
                f"fidelity {held['fidelity_psnr_y']:.2f} dB")
+    for step in ("prune", "cluster"):
+        if step in manifest.results:
+            done, fit = manifest.results[step], manifest.results[step]["fine_tune"]
+            click.echo(f"{step}: sparsity {done['sparsity']:.3f}, fine-tune {fit['steps']} steps in "
+                       f"{fit['seconds']:.0f} s, final L1 {fit['final_loss']:.5f}")
 
 
 @cli.command()
@@ -313,6 +326,44 @@ def serve_cmd(package_dir, port):
         click.echo("stopped")
     finally:
         server.close()
+
+
+@cli.command("build")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_root", type=click.Path(path_type=Path), default=Path("artifacts"),
+              show_default=True, help="Output root; the build goes to OUT/<name>/.")
+@click.option("--force", is_flag=True, help="Rerun every step even if its inputs did not change.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the summary (srjs.build/1).")
+def build_cmd(config, out_root, force, json_path):
+    """Build a config: convert, variants, verify, evaluate, gates, package (the CI command).
+
+    Steps whose inputs did not change are skipped; exit 1 names every failed gate and variant.
+    When GITHUB_STEP_SUMMARY is set, the summary table is appended there.
+
+    \b
+    Example:
+      srjs build configs/esrgan-slim-x4.toml -o artifacts --json artifacts/summary.json
+    """
+    import os
+
+    from srjs import atomic
+    from srjs.errors import CheckFailed
+    from srjs.evaluate.results import to_json
+    from srjs.pipeline import build
+
+    result = build(config, out_root, force=force)
+    if json_path is not None:
+        atomic.write_text(json_path, to_json(result.to_dict()))
+    table = result.markdown()
+    click.echo(table)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as handle:
+            handle.write(table + "\n")
+    click.echo(f"report:  {result.report['html']}")
+    if result.package is not None:
+        click.echo(f"package: {result.package}  (demo page: srjs serve {result.package})")
+    if not result.ok:
+        raise CheckFailed("gates failed: " + "; ".join(result.failures()))
 
 
 def main() -> None:
