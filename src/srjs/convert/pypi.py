@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -107,7 +108,7 @@ def safe_unzip(archive: Path, dest: Path) -> None:
                     continue
                 out.parent.mkdir(parents=True, exist_ok=True)
                 _copy_bounded(zf, info, out)
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # corrupt members too
         raise BadInput(f"'{archive.name}' is not a readable wheel: {err}") from None
 
 
