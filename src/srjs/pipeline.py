@@ -402,7 +402,7 @@ def _gate(models, evaluation: dict, verified: dict[str, bool], defaults: Gates) 
         if row is None:
             raise CheckFailed(f"the evaluation has no row for '{model_dir}'; rerun with --force")
         r = VariantResult(variant.name, str(model_dir), variant.recipe, psnr_y=row["psnr_y"],
-                          drop_db=round(base["psnr_y"] - row["psnr_y"], 4) + 0.0,  # no "-0.000"
+                          drop_db=round(base["psnr_y"] - row["psnr_y"], 3) + 0.0,  # no "-0.000"
                           fidelity_psnr_y=row.get("fidelity_psnr_y"), gzip_bytes=row.get("gzip_bytes"),
                           warm_ms=row.get("warm_ms"), verify_ok=verified[variant.name])
         if not r.verify_ok:
