@@ -85,7 +85,7 @@ def cluster(model, teacher, images, *, k: int, value_max: float, preserve_sparsi
     import numpy as np
 
     from srjs.optimize.distill import distill
-    from srjs.optimize.prune import overall_sparsity
+    from srjs.optimize.prune import overall_sparsity, renamed_like
 
     k = check_clusters(k)
     if preserve_sparsity is None:
@@ -95,7 +95,7 @@ def cluster(model, teacher, images, *, k: int, value_max: float, preserve_sparsi
         steps = 1
     wrapped, fit = distill(wrapped, teacher, images, value_max=value_max, steps=steps,
                            time_budget_s=time_budget_s, progress=progress, **distill_options)
-    stripped = strip(wrapped)
+    stripped = renamed_like(model, strip(wrapped))
     values = distinct_values(stripped)
     return stripped, {
         "clusters": k,

@@ -63,6 +63,21 @@ def _copy_weights(source, wrapped) -> None:
         inner.set_weights(layer.get_weights())
 
 
+def renamed_like(template, stripped):
+    """A fresh clone of `template` holding `stripped`'s weights.
+
+    Stripped layers keep variables named after their wrappers (prune_low_magnitude_conv1/kernel),
+    and the TF.js export would ship those names; a clean clone restores the parent's names.
+    """
+    fresh = _clone(template, None)
+    values = stripped.get_weights()
+    shapes = [tuple(w.shape) for w in fresh.weights]
+    if shapes != [tuple(v.shape) for v in values]:
+        raise RuntimeError("stripped model's weights do not line up with the parent's")
+    fresh.set_weights(values)
+    return fresh
+
+
 def strip(model):
     """The plain Keras model under the pruning wrappers (kernels hold the masked weights)."""
     import tensorflow_model_optimization as tfmot
@@ -118,7 +133,7 @@ def prune(model, teacher, images, *, sparsity: float, value_max: float, steps: i
     wrapped, fit = distill(
         wrapped, teacher, images, value_max=value_max, steps=steps, time_budget_s=time_budget_s,
         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], progress=progress, **distill_options)
-    stripped = strip(wrapped)
+    stripped = renamed_like(model, strip(wrapped))
     return stripped, {
         "sparsity_target": sparsity,
         "sparsity": round(overall_sparsity(stripped), 4),

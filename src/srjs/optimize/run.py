@@ -69,6 +69,10 @@ class Recipe:
             raise BadInput(f"--prune must be a sparsity in (0, 1), got {self.prune}")
         if self.cluster is not None and self.cluster < 2:
             raise BadInput(f"--cluster must be at least 2 clusters, got {self.cluster}")
+        if self.steps is not None and self.steps < 1:
+            raise BadInput(f"--steps must be at least 1, got {self.steps}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise BadInput(f"--time-budget must be positive seconds, got {self.time_budget_s}")
 
     def to_dict(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -151,11 +155,35 @@ def _short(recipe: Recipe) -> str:
     return "-".join(p for p in parts if p)
 
 
+DEFAULT_FINE_TUNE_STEPS = 500  # optimizer steps of 4 LR patches of 32 px, without --steps/--time-budget
+
+
 def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: bool):
     """Prune / cluster by distillation from the parent (optimize.prune, optimize.cluster)."""
     if recipe.prune is None and recipe.cluster is None:
         return model
-    raise BadInput("--prune/--cluster are not available in this build yet")
+    from srjs.evaluate.shipped import load_shipped
+    from srjs.optimize import cluster, distill, prune
+
+    manifest = modeldir.read_manifest(parent)
+    images = distill.calibration_images(recipe.calib, manifest.scale)
+    teacher = load_shipped(parent)
+    teacher.trainable = False
+    steps, budget = recipe.steps, recipe.time_budget_s
+    if steps is None and budget is None:
+        steps = DEFAULT_FINE_TUNE_STEPS
+    if recipe.prune is not None:
+        model, results["prune"] = prune.prune(
+            model, teacher, images, sparsity=recipe.prune, value_max=manifest.value_max,
+            steps=steps, time_budget_s=budget, progress=progress)
+    if recipe.cluster is not None:
+        # After pruning the clustering pass gets a fifth of the bound: it only moves centroids.
+        c_steps = max(1, steps // 5) if recipe.prune is not None and steps else steps
+        c_budget = budget / 5 if recipe.prune is not None and budget else budget
+        model, results["cluster"] = cluster.cluster(
+            model, teacher, images, k=recipe.cluster, value_max=manifest.value_max,
+            steps=c_steps, time_budget_s=c_budget, progress=progress)
+    return model
 
 
 def _choose_encodings(weights, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress):
