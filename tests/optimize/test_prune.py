@@ -146,3 +146,17 @@ def test_pruned_uint8_variant_loads_in_tfjs_and_matches_its_keras_twin(tiny, tmp
         assert abs(np.mean(kernel == 0) - 0.5) <= 1.0 / kernel.size + 1e-9, name
     report = verify_model_dir(out, runtimes=("node",), backends={"node": ("wasm",)})
     assert report.ok and len(report.rows) == 2  # layers and graph exports, both within tolerance
+
+
+def test_keep_zeros_puts_zero_on_the_uint8_grid(rng):
+    from srjs.optimize.prune import keep_zeros
+    from srjs.tfjs_weights import Encoding, decode, quantize_tensor
+
+    values = rng.normal(size=(200,)).astype(np.float32)
+    values[::2] = 0
+    off = Encoding("uint8", float((values.max() - values.min()) / 255), float(values.min()) + 0.003)
+    assert np.all(decode(quantize_tensor(values, off), off)[::2] != 0)
+    enc = keep_zeros(values, off)
+    decoded = decode(quantize_tensor(values, enc), enc)
+    assert np.all(decoded[::2] == 0) and abs(enc.min - off.min) <= enc.scale / 2
+    assert np.abs(decoded[1::2] - values[1::2]).max() <= enc.scale

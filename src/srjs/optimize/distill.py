@@ -31,6 +31,7 @@ class FineTuneReport:
     patch: int
     batch: int
     learning_rate: float
+    step_seconds: float = float("nan")  # median wall time of one step after the first (tracing), s
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,6 +136,7 @@ def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float 
                disable=None if progress else True)
     start = time.perf_counter()
     losses: list[float] = []
+    times: list[float] = []
     done = 0
     try:
         while steps is None or done < steps:
@@ -142,7 +144,9 @@ def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float 
                 break
             for cb in callbacks:
                 cb.on_train_batch_begin(done)
+            t0 = time.perf_counter()
             loss = float(train_step(tf.constant(sampler.batch(batch))))
+            times.append(time.perf_counter() - t0)
             for cb in callbacks:
                 cb.on_train_batch_end(done, {"loss": loss})
             losses.append(loss)
@@ -161,5 +165,6 @@ def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float 
         steps=done, seconds=round(seconds, 2), final_loss=float(np.mean(tail)),
         first_loss=float(losses[0]) if losses else float("nan"), patch=patch, batch=batch,
         learning_rate=learning_rate,
+        step_seconds=float(np.median(times[1:])) if len(times) > 1 else float("nan"),
     )
     return student, report

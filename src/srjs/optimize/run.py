@@ -128,6 +128,10 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
     if recipe.quantize is not None:
         encodings, results["quantization"] = _choose_encodings(
             weights, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress)
+        if recipe.prune is not None:  # pruned zeros must ship as zeros (optimize.prune.keep_zeros)
+            from srjs.optimize.prune import keep_zeros
+
+            encodings = {n: keep_zeros(weights[n], e) for n, e in encodings.items()}
     for name, values in weights.items():
         runner.assign(name, quantize.dequantized(values, encodings[name]))
 
