@@ -171,3 +171,10 @@ def test_interrupted_build_resumes_with_the_same_bytes(built, project, tmp_path,
     assert "convert: up to date" in result.output and "variant/float16: up to date" in result.output
     assert "variant/uint8: running" in result.output
     assert _shipped(out) == _shipped(built[0])
+
+
+def test_missing_source_exits_2_and_writes_nothing(project, tmp_path):
+    config = _write(project, CONFIG.replace('source = "tiny.pth"', 'source = "weights/none.pth"'))
+    result = run_cli("build", config, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "weights/none.pth' does not exist" in result.output
+    assert not (tmp_path / "out").exists()

@@ -296,17 +296,17 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
     Returns the result whether or not gates passed (`result.ok`); BadInput for bad configs.
     """
     config = load_config(config_path)
-    out = Path(out_root) / config.name
-    out.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(out, force)
     config_dir = config.path.resolve().parent
+    source = config.source if config.source.startswith(("npm:", "pypi:")) else str(
+        resolve_source(config.source, config_dir))
+    convert_key = _key("convert", source_digest(config.source, config_dir), asdict(config.convert), config.name)
+    out = Path(out_root) / config.name
+    out.mkdir(parents=True, exist_ok=True)  # only once the config and its source are known good
+    steps = _Steps(out, force)
 
     # convert
     from srjs.convert.run import convert_checkpoint
 
-    source = config.source if config.source.startswith(("npm:", "pypi:")) else str(
-        resolve_source(config.source, config_dir))
-    convert_key = _key("convert", source_digest(config.source, config_dir), asdict(config.convert), config.name)
     original = out / "models" / ORIGINAL
     steps.run("convert", convert_key, original, lambda: convert_checkpoint(
         source, original, arch=config.convert.arch, scale=config.convert.scale, name=config.name,
