@@ -165,3 +165,21 @@ def test_encoding_manifest_entries_round_trip(tmp_path, rng):
     back = tfjs_weights.read_weights(tmp_path / "model.json")
     np.testing.assert_array_equal(back["w"], quantize.dequantized(values, enc))  # lossless re-encoding
     assert back["i"].dtype == np.int32 and list(back["i"]) == [0, 1, 2]
+
+
+def test_constant_resize_layers_stay_float32(tmp_path, rng):
+    """animevideov3 x2/x3 end in an exact bicubic resize built from fixed layers: never quantized."""
+    from srjs.convert.run import convert_checkpoint
+    from tests.convert.test_ncnn import srvgg_pair
+
+    param = srvgg_pair(tmp_path, rng, feat=4, scale=4, resize=0.5)
+    parent = tmp_path / "x2"
+    convert_checkpoint(str(param), parent)
+    manifest = make_variant(parent, tmp_path / "x2-u8", Recipe(quantize="uint8"))
+    data = json.loads((tmp_path / "x2-u8" / modeldir.TFJS_LAYERS_DIR / "model.json").read_text())
+    kinds = {w["name"]: (w.get("quantization") or {}).get("dtype", w["dtype"])
+             for g in data["weightsManifest"] for w in g["weights"]}
+    fixed = {n: k for n, k in kinds.items() if n.startswith("resize__")}
+    assert fixed and set(fixed.values()) == {"float32"}
+    assert {k for n, k in kinds.items() if n not in fixed} == {"uint8"}
+    assert manifest.results["heldout"]["fidelity_psnr_y"] > 40

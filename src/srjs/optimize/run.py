@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from srjs import modeldir, tfjs_weights
+from srjs.archs.srvgg import FIXED_PREFIX
 from srjs.errors import BadInput
 from srjs.optimize import calib as calibration
 from srjs.optimize import mixed, quantize
@@ -126,8 +127,11 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
 
     encodings: dict[str, Encoding] = {name: Encoding() for name in weights}
     if recipe.quantize is not None:
-        encodings, results["quantization"] = _choose_encodings(
-            weights, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress)
+        # constant layers (ncnn x2/x3's exact bicubic resize) stay float32: they are not learned
+        learned = {n: v for n, v in weights.items() if not n.startswith(FIXED_PREFIX)}
+        chosen, results["quantization"] = _choose_encodings(
+            learned, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress)
+        encodings.update(chosen)
         if recipe.prune is not None:  # pruned zeros must ship as zeros (optimize.prune.keep_zeros)
             from srjs.optimize.prune import keep_zeros
 
