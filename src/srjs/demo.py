@@ -1,62 +1,44 @@
-"""`make demo`: the main job end to end on the default model, printing where outputs are.
+"""`make demo`: build the default config (UpscalerJS esrgan-slim x4 from npm) end to end.
 
-Default model: UpscalerJS esrgan-slim x4 from npm. Stages: convert (Keras, SavedModel,
-TF.js layers + graph), upscale a scikit-image photo tiled, verify in TF.js (Node), evaluate
-with an HTML report.
+Goes through `srjs build` like CI does: convert, float16 and uint8 variants, TF.js (Node)
+verification, one evaluation report, gates, the npm package with its demo page. Prints the
+summary table and where the package, demo page and report are. A second run skips every
+finished step. Exit code: the build's (1 when a gate failed).
 """
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
 
-DEFAULT_SOURCE = "npm:@upscalerjs/esrgan-slim@1.0.0/models/x4/model.json"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "esrgan-slim-x4.toml"
 
 
-def main(out_root: Path = Path("artifacts")) -> None:
-    from srjs.cli import cli
+def main(config: Path = DEFAULT_CONFIG, out_root: Path = Path("artifacts")) -> int:
+    from srjs.pipeline import build
 
-    model_dir = out_root / "esrgan-slim-x4"
-    demo_dir = out_root / "demo"
-    demo_dir.mkdir(parents=True, exist_ok=True)
-    _prepare_input(demo_dir / "chelsea-lr.png")
-    steps = [
-        ["convert", DEFAULT_SOURCE, "-o", str(model_dir)],
-        ["upscale", str(model_dir), str(demo_dir / "chelsea-lr.png"), "-o", str(demo_dir / "chelsea-x4.png"),
-         "--tile", "48", "--pad", "8"],
-        ["verify", str(model_dir), "--runtime", "node", "--json", str(demo_dir / "verify.json")],
-        ["evaluate", str(model_dir), "--dataset", "builtin", "--json", str(demo_dir / "evaluate.json"),
-         "--report", str(demo_dir / "report.html"), "--record"],
-    ]
-    for step in steps:
-        if step[0] not in cli.commands:
-            click.echo(f"[demo] skipping '{step[0]}': not built yet")
-            continue
-        click.echo(f"[demo] srjs {' '.join(step)}")
-        try:
-            cli.main(step, standalone_mode=False)
-        except click.ClickException as err:
-            click.echo(f"[demo] '{step[0]}' failed: {err.format_message()}", err=True)
-            sys.exit(err.exit_code)
-    click.echo(f"[demo] model dir: {model_dir.resolve()}")
-    click.echo(f"[demo] outputs:   {demo_dir.resolve()}")
-    report = demo_dir / "report.html"
-    if report.exists():
-        click.echo(f"[demo] report:    {report.resolve()}")
-
-
-def _prepare_input(path: Path) -> None:
-    """A small LR photo: scikit-image's chelsea, bicubic-downscaled x4 (MATLAB-style)."""
-    import numpy as np
-    from PIL import Image
-    from skimage import data
-
-    from srjs.evaluate.resize import bicubic_downsample
-
-    lr = bicubic_downsample(data.chelsea(), 4)
-    Image.fromarray(np.clip(np.round(lr), 0, 255).astype(np.uint8)).save(path)
+    start = time.perf_counter()
+    click.echo(f"[demo] srjs build {config} -o {out_root}")
+    try:
+        result = build(config, out_root)
+    except click.ClickException as err:
+        click.echo(f"[demo] build failed: {err.format_message()}", err=True)
+        return err.exit_code
+    click.echo("")
+    click.echo(result.markdown())
+    for failure in result.failures():
+        click.echo(f"[demo] gate failed: {failure}", err=True)
+    click.echo(f"[demo] built in {time.perf_counter() - start:.0f} s into {result.out.resolve()}")
+    click.echo(f"[demo] report:    {Path(result.report['html']).resolve()}  (also .md, evaluate.json)")
+    if result.package is not None:
+        package = result.package.resolve()
+        click.echo(f"[demo] package:   {package}  (npm pack / npm publish from there)")
+        click.echo(f"[demo] demo page: {package / 'demo' / 'index.html'}")
+        click.echo(f"[demo] serve it:  .venv/bin/srjs serve {package}   (then open the printed URL)")
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
