@@ -160,3 +160,40 @@ def test_keep_zeros_puts_zero_on_the_uint8_grid(rng):
     decoded = decode(quantize_tensor(values, enc), enc)
     assert np.all(decoded[::2] == 0) and abs(enc.min - off.min) <= enc.scale / 2
     assert np.abs(decoded[1::2] - values[1::2]).max() <= enc.scale
+
+
+def test_evaluate_groups_a_variant_with_its_parent(tiny, pruned, tmp_path):
+    from srjs.evaluate.report import main_table
+    from srjs.evaluate.run import run_evaluate
+
+    evaluation = run_evaluate([tiny, pruned], dataset="builtin", limit=1, crop=48, latency_size=32,
+                              latency_tiles=(0,), warm=1, seam=False, progress=False)
+    parent, variant = [r for r in evaluation.rows if r.kind == "model"]
+    assert variant.reference == parent.name and parent.recipe is None
+    assert variant.recipe == "prune=0.6 steps=30"
+    assert variant.gzip_bytes < parent.gzip_bytes and variant.fidelity_psnr_y < 100
+    headers, cells = main_table(evaluation)
+    assert cells[-1][headers.index("variant recipe")] == "prune=0.6 steps=30"  # the variant is the last row
+
+
+def test_pareto_front_keeps_only_undominated_rows():
+    from srjs.evaluate.report import pareto_front
+    from srjs.evaluate.results import Row
+
+    def row(name, gz, db):
+        return Row(name=name, kind="model", scale=4, psnr_y=db, ssim_y=0, psnr_rgb=0, images=[], gzip_bytes=gz)
+
+    rows = [row("f32", 800, 28.5), row("u8", 200, 28.5), row("p50", 140, 28.4), row("bad", 300, 28.0),
+            row("c16", 100, 28.45)]
+    assert [r.name for r in pareto_front(rows)] == ["c16", "u8"]
+
+
+def test_variant_crops_land_where_it_differs_from_its_parent():
+    from srjs.evaluate.report import _most_different_box
+
+    parent = np.zeros((120, 160, 3), np.uint8)
+    variant = parent.copy()
+    variant[70:90, 100:130] = 40  # the only place the variant departs from the parent
+    top, left, side = _most_different_box(variant, parent, 32)
+    assert side == 32 and top <= 70 and top + side >= 90 and left <= 100 and left + side >= 130
+    assert _most_different_box(parent, parent, 32) is None

@@ -41,6 +41,7 @@ COLUMNS = (
     Column("seam_free_padding", "seam-free pad (px)", None),
     Column("payback_png", "payback (PNG images)", None),
     Column("payback_jpeg", "payback (JPEG images)", None),
+    Column("recipe", "variant recipe", None),
 )
 
 
@@ -76,6 +77,11 @@ def size_psnr_plot(evaluation: Evaluation, path: Path) -> Path:
                 ax.scatter(row.gzip_bytes / 1e6, row.psnr_y, color=color, zorder=3)
                 ax.annotate(row.name, (row.gzip_bytes / 1e6, row.psnr_y), fontsize=8,
                             xytext=(4, 4), textcoords="offset points")
+        for scale, color in colors.items():  # the size-quality (Pareto) front of each scale
+            front = pareto_front([r for r in evaluation.rows if r.kind == "model" and r.scale == scale])
+            if len(front) > 1:
+                ax.step([r.gzip_bytes / 1e6 for r in front], [r.psnr_y for r in front], where="post",
+                        color=color, lw=1, alpha=0.6, label=f"Pareto front x{scale}")
         ax.margins(x=0.2, y=0.1)  # room for the point labels
         ax.set_xlabel("shipped TF.js size, gzip (MB)")
         ax.set_ylabel("PSNR-Y (dB)")
@@ -84,6 +90,16 @@ def size_psnr_plot(evaluation: Evaluation, path: Path) -> Path:
         ax.legend(fontsize=8)
 
     return _figure_png(draw, path)
+
+
+def pareto_front(rows: list[Row]) -> list[Row]:
+    """Rows no other row beats on both gzip bytes (smaller) and PSNR-Y (higher), smallest first."""
+    rows = sorted((r for r in rows if r.gzip_bytes is not None), key=lambda r: (r.gzip_bytes, -r.psnr_y))
+    front: list[Row] = []
+    for row in rows:
+        if not front or row.psnr_y > front[-1].psnr_y:
+            front.append(row)
+    return front
 
 
 def latency_plot(evaluation: Evaluation, path: Path) -> Path:
@@ -126,14 +142,36 @@ def _busiest_box(hr: np.ndarray, side: int) -> tuple[int, int, int]:
     return box[0], box[1], side
 
 
+def _most_different_box(a: np.ndarray, b: np.ndarray, side: int) -> tuple[int, int, int] | None:
+    """(top, left, side) of the window where outputs a and b differ most (sum of |luma diff|);
+    None where they are identical. A variant's crop shows where it departs from its parent,
+    not a flat area where every variant looks the same."""
+    h, w = a.shape[:2]
+    side = min(side, h, w)
+    luma = np.array([0.299, 0.587, 0.114])
+    diff = np.abs(a.astype(np.float64) @ luma - b.astype(np.float64) @ luma)
+    if not diff.any():
+        return None
+    total = np.pad(diff.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # summed-area table
+    sums = total[side:, side:] - total[:-side, side:] - total[side:, :-side] + total[:-side, :-side]
+    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(top), int(left), side
+
+
 def crops_png(evaluation: Evaluation, row: Row, path: Path, side: int = 96) -> Path | None:
-    """bicubic | reference | model | HR crops of the first image; None without samples."""
+    """bicubic | reference | model | HR crops of the first image; None without samples.
+
+    A model compared with another (a variant with its parent) is cropped where the two differ
+    most; a model on its own where the HR has the most detail."""
     sample = evaluation.samples.get(row.scale)
     if not sample or row.name not in sample["models"]:
         return None
-    top, left, side = _busiest_box(sample["hr"], side)
-    region = (slice(top, top + side), slice(left, left + side))
     reference = row.reference or row.name
+    box = None
+    if reference != row.name and reference in sample["models"]:
+        box = _most_different_box(sample["models"][row.name], sample["models"][reference], side)
+    top, left, side = box or _busiest_box(sample["hr"], side)
+    region = (slice(top, top + side), slice(left, left + side))
     panels = [(f"bicubic x{row.scale}", sample["bicubic"]),
               (f"reference: {reference}", sample["models"].get(reference, sample["models"][row.name])),
               (row.name, sample["models"][row.name]), ("HR", sample["hr"])]

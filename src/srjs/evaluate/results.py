@@ -202,6 +202,7 @@ class Row:
     seam_patch: int | None = None
     warm_ms: float | None = None
     seconds: float | None = None  # wall time spent upscaling the dataset
+    recipe: str | None = None  # a variant's optimize recipe ("prune=0.5 quantize=uint8"); None: not a variant
 
 
 @dataclass

@@ -260,7 +260,8 @@ def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int
             bytes=layers_bytes, gzip_bytes=layers_gzip, graph_bytes=graph_bytes, graph_gzip_bytes=graph_gzip,
             payback_png=payback_images(layers_gzip, [b.png_saving for b in sizes]) if layers_gzip else None,
             payback_jpeg=payback_images(layers_gzip, [b.jpeg_saving for b in sizes]) if layers_gzip else None,
-            seam_free_padding=pad, seam_patch=patch, warm_ms=whole, seconds=seconds)
+            seam_free_padding=pad, seam_patch=patch, warm_ms=whole, seconds=seconds,
+            recipe=" ".join(f"{k}={v}" for k, v in manifest.recipe.items() if k != "calib") or None)
         rows.append(row)
         model_rows.append(row)
         del model, run
