@@ -21,7 +21,7 @@ def wrap_for_clustering(model, k: int, preserve_sparsity: bool):
     """A copy of `model` with every Conv2D wrapped for clustering (weights copied first)."""
     import tensorflow_model_optimization as tfmot
 
-    from srjs.optimize.prune import _clone, _copy_weights
+    from srjs.optimize.prune import _clone
     from srjs.tf import keras
 
     # The sparsity-preserving switch is only on the experimental entry point.
@@ -82,8 +82,6 @@ def cluster(model, teacher, images, *, k: int, value_max: float, preserve_sparsi
     preserve_sparsity: None = on when the kernels already hold zeros (a pruned parent).
     Returns (stripped model, report dict: distinct values per layer, fine-tune report).
     """
-    import numpy as np
-
     from srjs.optimize.distill import distill
     from srjs.optimize.prune import overall_sparsity, renamed_like
 
