@@ -44,20 +44,25 @@ def _crops(images, scale: int, lr_side: int, value_max: float, per_image: int) -
     return Crops(names, np.stack(lrs), hrs)
 
 
-def calibration_sets(source: str, scale: int, value_max: float) -> tuple[Crops, Crops]:
-    """(calibration, held-out) crops from 'builtin' or a folder of images.
+def split_images(source: str) -> tuple[list, list]:
+    """(calibration, held-out) images of 'builtin' or a folder, for every optimize step.
 
-    The first half of the images (at least one) calibrates, the rest are held out; a folder
-    with a single image serves both, which the caller reports.
+    The first half of the images (at least one) calibrates and fine-tunes, the rest are held
+    out for the numbers a variant reports; a folder with a single image serves both.
     """
     try:
-        images = load_dataset(source)
+        images = load_dataset(source or "builtin")
     except BadInput as err:
         raise BadInput(f"--calib: {err.format_message()}") from None
     if not images:
         raise BadInput(f"--calib '{source}' holds no images")
     half = max(1, len(images) // 2)
-    calib, held = images[:half], images[half:] or images
+    return images[:half], images[half:] or images
+
+
+def calibration_sets(source: str, scale: int, value_max: float) -> tuple[Crops, Crops]:
+    """(calibration, held-out) crops from `split_images(source)`."""
+    calib, held = split_images(source)
     return (_crops(calib, scale, CALIB_LR, value_max, per_image=2),
             _crops(held, scale, HELDOUT_LR, value_max, per_image=1))
 

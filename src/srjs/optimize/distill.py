@@ -40,25 +40,16 @@ class FineTuneReport:
 def calibration_images(calib: str | Path | None, scale: int, max_images: int = 8) -> list[np.ndarray]:
     """LR training images, HxWx3 float32 in [0, 1]: `calib` folder or 'builtin' / None.
 
-    Only the first half of the images (at least one) is used, the same split as
-    `srjs.optimize.calib.calibration_sets`, so a variant's held-out numbers come from images the
-    fine-tune never saw. HR photos are bicubic-downscaled by `scale` (the LR a real user feeds
-    the model). BadInput for an empty or unreadable folder.
+    Only the calibration half of `srjs.optimize.calib.split_images` is used, so a variant's
+    held-out numbers come from images the fine-tune never saw. HR photos are bicubic-downscaled
+    by `scale` (the LR a real user feeds the model). BadInput for an empty or unreadable folder.
     """
-    from srjs.evaluate import datasets
     from srjs.evaluate.resize import bicubic_downsample
+    from srjs.optimize.calib import split_images
 
-    if calib in (None, "", "builtin"):
-        images = datasets.builtin()
-    else:
-        folder = Path(calib)
-        if not folder.is_dir():
-            raise BadInput(f"calibration folder '{calib}' does not exist")
-        images = datasets.load_folder(folder)
-        if not images:
-            raise BadInput(f"calibration folder '{calib}' holds no images ({', '.join(datasets.SUFFIXES)})")
+    images, _ = split_images(str(calib) if calib else "builtin")
     out = []
-    for image in images[: max(1, len(images) // 2)][:max_images]:
+    for image in images[:max_images]:
         lr = image.lr if image.lr is not None else bicubic_downsample(image.hr, scale)
         out.append(np.clip(np.asarray(lr, np.float32) / 255.0, 0.0, 1.0))
     return out
