@@ -43,17 +43,10 @@ max_gzip_bytes = 100        # cannot pass: the model.json alone is bigger
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    import torch
-
-    from tests.torch_reference import SRVGGNetCompact
+    from tests.torch_reference import save_tiny_srvgg
 
     root = tmp_path_factory.mktemp("pipeline")
-    net = SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=2)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for param in net.parameters():
-            param.copy_(torch.randn_like(param) * 0.1)
-    torch.save(net.state_dict(), root / "tiny.pth")
+    save_tiny_srvgg(root / "tiny.pth")
     (root / "tiny.toml").write_text(CONFIG)
     return root
 

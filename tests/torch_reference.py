@@ -127,6 +127,16 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+def save_tiny_srvgg(path) -> None:
+    """A random-weight x2 SRVGGNetCompact (8 features, 2 convs) saved as a .pth: a few KB."""
+    net = SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=2)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.copy_(torch.randn_like(param) * 0.1)
+    torch.save(net.state_dict(), path)
+
+
 def state_dict_numpy(model: nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 

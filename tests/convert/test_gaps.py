@@ -18,17 +18,10 @@ SLIM_X4_FOLDER = "npm:@upscalerjs/esrgan-slim@1.0.0/models/x4"
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     """A random-weight x2 SRVGG converted with its TF.js exports (a few KB)."""
-    import torch
-
-    from tests.torch_reference import SRVGGNetCompact
+    from tests.torch_reference import save_tiny_srvgg
 
     root = tmp_path_factory.mktemp("gaps")
-    net = SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=2)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for param in net.parameters():
-            param.copy_(torch.randn_like(param) * 0.1)
-    torch.save(net.state_dict(), root / "tiny.pth")
+    save_tiny_srvgg(root / "tiny.pth")
     result = run_cli("convert", root / "tiny.pth", "-o", root / "tiny")
     assert result.exit_code == 0, result.output
     return root / "tiny"
