@@ -62,10 +62,10 @@ def choose(sizes: dict[str, int], uint8: dict[str, Encoding], uint16: dict[str, 
     good, quality = ok(high, measure_calib, parent_calib)
     if good:
         low, best_quality = high, quality
-    while high - low > 1 and not good:
+    while high - low > 1:  # bisection: ok(low) holds, ok(high) does not
         mid = (low + high) // 2
-        good_mid, quality = ok(mid, measure_calib, parent_calib)
-        if good_mid:
+        good, quality = ok(mid, measure_calib, parent_calib)
+        if good:
             low, best_quality = mid, quality
         else:
             high = mid
