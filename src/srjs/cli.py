@@ -166,7 +166,8 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Variant model dir to write.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Variant model dir to write (with --sweep: a folder of variants).")
 @click.option("--quantize", help="float16, uint16, uint8, auto, or patterns 'uint8:*conv*,float16:*' "
               "(first match wins; unmatched weights stay float32).")
 @click.option("--max-drop-db", type=float, help="auto: largest Y-PSNR drop against HR, dB (held-out images).")
@@ -180,21 +181,55 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
               "by distillation; keeps a pruned model's zeros.")
 @click.option("--steps", type=int, help="Fine-tune bound: optimizer steps (default 500 without --time-budget).")
 @click.option("--time-budget", "time_budget", type=float, help="Fine-tune bound: wall-clock seconds.")
-def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, cluster, steps, time_budget):
+@click.option("--sweep", is_flag=True, help="Several variants into the folder OUT, then evaluate them with "
+              "the parent (OUT/report.html, OUT/eval.json) and print the comparison. Default sweep: float16, "
+              "uint16, uint8, auto (--max-drop-db, else 0.05 dB); no pruning or clustering (they fine-tune).")
+@click.option("--recipe", "recipe_texts", multiple=True, help="A sweep recipe (repeatable; implies --sweep), "
+              "e.g. 'quantize=auto max_drop_db=0.02' or 'prune=0.5 steps=300 quantize=uint8'.")
+@click.option("--recipes", "recipes_file", type=click.Path(path_type=Path),
+              help="Sweep recipes from a TOML file's [[variants]] tables (a build config works; implies --sweep).")
+@click.option("--limit", type=click.IntRange(min=1), help="Sweep: evaluate only the first N images.")
+@click.option("--crop", type=click.IntRange(min=16), help="Sweep: centre-crop evaluate's HR images to N x N px.")
+def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, cluster, steps, time_budget,
+             sweep, recipe_texts, recipes_file, limit, crop):
     """Make a variant: per-tensor quantization calibrated on the network's output.
 
     Each tensor's TF.js (scale, min) is chosen by the output error on calibration images, and
     the whole variant is never worse than tensorflowjs' own quantization of the same dtypes.
     The variant is a model dir like any other: verify, evaluate, package and upscale take it.
 
+    With --sweep (or --recipe/--recipes) OUT gets one variant dir per recipe, named after it
+    (OUT/uint8, OUT/auto-d0.05), and the comparison table. --calib, the auto budget and the
+    fine-tune bounds fill in what a recipe leaves out. An interrupted sweep keeps the variants
+    it finished (each is whole); rerunning into the same OUT replaces them.
+
     \b
     Example:
       srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-uint8 --quantize uint8
       srjs optimize artifacts/isr-x2 -o artifacts/isr-x2-auto --quantize auto --max-drop-db 0.02
       srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-p50 --prune 0.5 --time-budget 540 --quantize uint8
+      srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-sweep --sweep --max-drop-db 0.02
+      srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-sweep --recipe quantize=uint8 --recipe 'quantize=auto min_fidelity_db=45'
     """
+    from srjs.errors import BadInput
     from srjs.optimize.run import Recipe, make_variant
 
+    if sweep or recipe_texts or recipes_file:
+        if quantize or prune is not None or cluster is not None:
+            raise BadInput("--sweep takes its recipes from --recipe/--recipes (or the default sweep), "
+                           "not --quantize/--prune/--cluster")
+        from srjs.optimize import sweep as sweeps
+
+        tables = [(None, sweeps.parse_recipe(t)) for t in recipe_texts]
+        tables += sweeps.read_recipes(recipes_file) if recipes_file else []
+        tables = tables or [(None, t) for t in sweeps.default_tables(max_drop_db, min_fidelity_db)]
+        planned = sweeps.plan(tables, calib=calib, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db,
+                              steps=steps, time_budget_s=time_budget)
+        result = sweeps.run_sweep(model_dir, out, planned, limit=limit, crop=crop, progress=True, echo=click.echo)
+        click.echo(result.table())
+        return
+    if limit is not None or crop is not None:
+        raise BadInput("--limit/--crop choose the images a sweep is evaluated on; they need --sweep")
     recipe = Recipe(quantize=quantize, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db, calib=calib,
                     prune=prune, cluster=cluster, steps=steps, time_budget_s=time_budget)
     manifest = make_variant(model_dir, out, recipe, progress=True)
