@@ -85,13 +85,15 @@ class PatchSampler:
 def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float = 1.0,
             steps: int | None = None, time_budget_s: float | None = None, patch: int = 32,
             batch: int = 4, learning_rate: float = 1e-4, callbacks: Sequence = (),
-            progress: bool = False, seed: int = 0):
+            progress: bool = False, seed: int = 0, cosine_decay: bool = False):
     """Fine-tune `student` (a keras.Model, changed in place) towards `teacher`'s outputs.
 
     images: LR images in [0, 1] (`calibration_images`); value_max: the models' input scale
     (1 or 255). steps: optimizer steps; time_budget_s: wall-clock bound in seconds; at least
     one must be given. callbacks: Keras callbacks (tfmot's UpdatePruningStep) driven like
-    model.fit drives them, as one epoch. Returns (student, FineTuneReport).
+    model.fit drives them, as one epoch. cosine_decay: lower the learning rate along a half
+    cosine to 0 at the end of the steps or the time budget (whichever comes first), so the
+    last steps settle instead of jittering. Returns (student, FineTuneReport).
     """
     from tqdm import tqdm
 
@@ -131,8 +133,13 @@ def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float 
     done = 0
     try:
         while steps is None or done < steps:
-            if time_budget_s is not None and time.perf_counter() - start >= time_budget_s:
+            elapsed = time.perf_counter() - start
+            if time_budget_s is not None and elapsed >= time_budget_s:
                 break
+            if cosine_decay:
+                done_fraction = max(done / steps if steps else 0.0,
+                                    elapsed / time_budget_s if time_budget_s else 0.0)
+                optimizer.learning_rate.assign(learning_rate * 0.5 * (1 + np.cos(np.pi * min(done_fraction, 1.0))))
             for cb in callbacks:
                 cb.on_train_batch_begin(done)
             t0 = time.perf_counter()

@@ -31,6 +31,8 @@ class Recipe:
     None keeps float32. max_drop_db / min_fidelity_db: auto's budget (Y-PSNR drop vs HR, dB;
     floor on fidelity to the parent's output, dB). prune (sparsity in (0, 1)), cluster
     (clusters per weight), steps / time_budget_s (fine-tune bounds): see prune/cluster.
+    prune_channels (fraction in (0, 1) of each prunable group's conv channels removed, so the
+    network does less work): see optimize.channels.
     calib: 'builtin' or a folder of images.
     """
 
@@ -38,6 +40,7 @@ class Recipe:
     max_drop_db: float | None = None
     min_fidelity_db: float | None = None
     prune: float | None = None
+    prune_channels: float | None = None
     cluster: int | None = None
     steps: int | None = None
     time_budget_s: float | None = None
@@ -60,14 +63,16 @@ class Recipe:
 
     def check(self) -> None:
         """BadInput for impossible requests, before anything is loaded or written."""
-        if self.quantize is None and self.prune is None and self.cluster is None:
-            raise BadInput("nothing to do: give --quantize, --prune or --cluster")
+        if self.quantize is None and self.prune is None and self.cluster is None and self.prune_channels is None:
+            raise BadInput("nothing to do: give --quantize, --prune, --prune-channels or --cluster")
         if self.max_drop_db is not None and self.max_drop_db < 0:
             raise BadInput(f"--max-drop-db must be >= 0, got {self.max_drop_db}")
         if self.quantize == "auto" and self.max_drop_db is None and self.min_fidelity_db is None:
             raise BadInput("--quantize auto needs a budget: --max-drop-db D and/or --min-fidelity-db F")
         if self.prune is not None and not 0 < self.prune < 1:
             raise BadInput(f"--prune must be a sparsity in (0, 1), got {self.prune}")
+        if self.prune_channels is not None and not 0 < self.prune_channels < 1:
+            raise BadInput(f"--prune-channels must be a fraction in (0, 1), got {self.prune_channels}")
         if self.cluster is not None and self.cluster < 2:
             raise BadInput(f"--cluster must be at least 2 clusters, got {self.cluster}")
         if self.steps is not None and self.steps < 1:
@@ -149,15 +154,19 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
     results["float32_weight_bytes"] = quantize.shipped_bytes(weights, {n: Encoding() for n in weights})
     results["seconds"] = round(time.perf_counter() - start, 1)
 
+    arch_params = dict(manifest.arch_params)
+    if "prune_channels" in results:  # the family's widths no longer describe the net
+        arch_params["prune_channels"] = recipe.prune_channels
     variant = dataclasses.replace(
-        manifest, name=f"{manifest.name}-{_short(recipe)}", parent=str(parent),
+        manifest, name=f"{manifest.name}-{_short(recipe)}", parent=str(parent), arch_params=arch_params,
         recipe=recipe.to_dict(), results=results, files={})
     write_model_dir(model, out, variant, finish=lambda tmp: _encode_exports(tmp, encodings))
     return modeldir.read_manifest(out)
 
 
 def _short(recipe: Recipe) -> str:
-    parts = [f"p{int(round(recipe.prune * 100))}" if recipe.prune else "",
+    parts = [f"ch{int(round(recipe.prune_channels * 100))}" if recipe.prune_channels else "",
+             f"p{int(round(recipe.prune * 100))}" if recipe.prune else "",
              f"c{recipe.cluster}" if recipe.cluster else "",
              (recipe.quantize if recipe.quantize and ":" not in recipe.quantize else "mixed" if recipe.quantize else "")]
     return "-".join(p for p in parts if p)
@@ -167,11 +176,12 @@ DEFAULT_FINE_TUNE_STEPS = 500  # optimizer steps of 4 LR patches of 32 px, witho
 
 
 def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: bool):
-    """Prune / cluster by distillation from the parent (optimize.prune, optimize.cluster)."""
-    if recipe.prune is None and recipe.cluster is None:
+    """Prune channels / prune / cluster by distillation from the parent (optimize.channels,
+    optimize.prune, optimize.cluster), in that order."""
+    if recipe.prune is None and recipe.cluster is None and recipe.prune_channels is None:
         return model
     from srjs.evaluate.shipped import load_shipped
-    from srjs.optimize import cluster, distill, prune
+    from srjs.optimize import channels, cluster, distill, prune
 
     manifest = modeldir.read_manifest(parent)
     images = distill.calibration_images(recipe.calib, manifest.scale)
@@ -180,6 +190,10 @@ def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: boo
     steps, budget = recipe.steps, recipe.time_budget_s
     if steps is None and budget is None:
         steps = DEFAULT_FINE_TUNE_STEPS
+    if recipe.prune_channels is not None:
+        model, results["prune_channels"] = channels.prune_channels(
+            model, teacher, images, ratio=recipe.prune_channels, value_max=manifest.value_max,
+            steps=steps, time_budget_s=budget, progress=progress)
     if recipe.prune is not None:
         model, results["prune"] = prune.prune(
             model, teacher, images, sparsity=recipe.prune, value_max=manifest.value_max,

@@ -1,0 +1,183 @@
+"""srjs optimize --prune-channels: channel surgery on the Keras graph (optimize.channels)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from srjs import modeldir
+from srjs.optimize import channels
+from srjs.optimize.run import Recipe, make_variant
+from tests.conftest import run_cli
+
+
+def _build(arch: str, **params):
+    from srjs.archs import get_arch
+    from srjs.tf import keras
+
+    keras.utils.set_random_seed(3)
+    return get_arch(arch).build(**params)
+
+
+TINY = {
+    "rdn": dict(C=2, D=2, G=8, G0=8, scale=2),
+    "rrdn": dict(C=2, D=2, G=8, G0=8, T=2, scale=2),
+    "rrdbnet": dict(scale=2, num_feat=8, num_block=1, num_grow_ch=8),
+    "srvgg": dict(num_feat=8, num_conv=3, scale=2),
+}
+
+
+def _x(seed=0, size=12):
+    return np.random.default_rng(seed).uniform(0, 1, (2, size, size, 3)).astype(np.float32)
+
+
+def _random_scores(graph, seed=0):
+    rng = np.random.default_rng(seed)
+    return {root: rng.random(graph.group_size[members[0]]) for root, members in graph.prunable().items()}
+
+
+def test_rdn_groups_tie_the_residual_trunk_and_fix_the_output():
+    model = _build("rdn", **TINY["rdn"])
+    graph = channels.channel_graph(model)
+    groups = {root: sorted(members) for root, members in graph.prunable().items()}
+    trunk = [m for m in groups.values() if "F_0" in m]
+    # F_0 and every block's LFF write into the same residual trunk: one group
+    assert trunk == [["F_0", "LFF_1", "LFF_2"]]
+    assert ["F_m1", "GFF_2"] in groups.values()  # the global residual (FDF) ties these two
+    assert all("SR" not in m for m in groups.values())  # the output conv keeps its 3 channels
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_pruned_models_keep_shapes_consistent_across_concat_and_residual_edges(arch):
+    model = _build(arch, **TINY[arch])
+    graph = channels.channel_graph(model)
+    keep = channels.plan(graph, _random_scores(graph), ratio=0.5, multiple=2)
+    assert keep, "every family has prunable groups"
+    pruned = channels.apply(model, graph, keep)  # from_config would fail on any inconsistent edge
+    x = _x()
+    assert pruned(x).shape == model(x).shape
+    for root, kept in keep.items():
+        for conv in graph.prunable()[root]:  # tied convs all keep the same channel count
+            assert pruned.get_layer(conv).filters == len(kept) < model.get_layer(conv).filters
+    # every conv reads exactly the channels its (pruned) inputs still carry
+    for layer in pruned.layers:
+        if layer.__class__.__name__ == "Conv2D":
+            assert layer.kernel.shape[2] == layer.input_shape[-1]
+
+
+def test_rdn_widths_after_pruning_follow_the_concats():
+    model = _build("rdn", **TINY["rdn"])
+    graph = channels.channel_graph(model)
+    keep = channels.plan(graph, _random_scores(graph), ratio=0.5, multiple=2)
+    pruned = channels.apply(model, graph, keep)
+    # LFF_1 reads concat(trunk, F_1_1, F_1_2): 4 + 4 + 4 channels after halving each group
+    assert pruned.get_layer("LFF_1").kernel.shape[2] == 12
+    # GFF_1 reads concat of the two blocks' trunk outputs: 2 x 4
+    assert pruned.get_layer("GFF_1").kernel.shape[2] == 8
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_removing_all_zero_channels_changes_no_output(arch):
+    model = _build(arch, **TINY[arch])
+    graph = channels.channel_graph(model)
+    rng = np.random.default_rng(1)
+    for root, members in graph.prunable().items():
+        dead = rng.choice(graph.group_size[members[0]], 2, replace=False)
+        for conv in members:  # a channel is dead only if every tied conv writes zero into it
+            kernel, *bias = model.get_layer(conv).get_weights()
+            kernel[..., dead] = 0
+            if bias:
+                bias[0][dead] = 0
+            model.get_layer(conv).set_weights([kernel, *bias])
+    keep = channels.all_zero_channels(model, graph)
+    assert set(keep) == set(graph.prunable())
+    pruned = channels.apply(model, graph, keep)
+    x = _x(2)
+    np.testing.assert_allclose(pruned(x).numpy(), model(x).numpy(), rtol=0, atol=1e-5)
+    assert channels.params(pruned) < channels.params(model)
+
+
+def test_a_live_channel_is_never_taken_for_a_zero_one():
+    model = _build("rdn", **TINY["rdn"])
+    graph = channels.channel_graph(model)
+    kernel, bias = model.get_layer("F_1_1").get_weights()
+    kernel[..., 0] = 0  # kernel zero but the bias is not: the channel still outputs relu(bias)
+    model.get_layer("F_1_1").set_weights([kernel, bias + 0.1])
+    assert channels.all_zero_channels(model, graph) == {}
+
+
+def test_macs_count_upsampled_convs_at_output_resolution():
+    model = _build("rdn", C=1, D=1, G=4, G0=8, scale=2)
+    macs = channels.conv_macs(model)
+    assert macs["F_m1"] == 3 * 3 * 3 * 8
+    assert macs["UPN1"] == 5 * 5 * 8 * 64
+    assert macs["SR"] == 3 * 3 * 12 * 3 * 4  # after the x2 upsampling: 4 output pixels per input pixel
+
+
+def test_plan_rounds_kept_channels_to_multiples_and_refuses_bad_ratios():
+    model = _build("rdn", **TINY["rdn"])
+    graph = channels.channel_graph(model)
+    keep = channels.plan(graph, _random_scores(graph), ratio=0.3, multiple=4)
+    widths = {root: graph.group_size[members[0]] for root, members in graph.prunable().items()}
+    for root, kept in keep.items():
+        assert len(kept) % 4 == 0 and abs(len(kept) - 0.7 * widths[root]) <= 2, root  # nearest multiple of 4
+    assert len(keep[graph.root("F_0")]) == 4  # 8 * 0.7 = 5.6 -> 4
+    with pytest.raises(Exception, match="fraction in"):
+        channels.plan(graph, _random_scores(graph), ratio=1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_rdn(tmp_path_factory):
+    """A random-weight RDN x2 model dir in [0, 255] (UpscalerJS esrgan's family, small)."""
+    from srjs.convert.write import write_model_dir
+    from srjs.modeldir import Manifest
+
+    params = dict(C=1, D=2, G=16, G0=16, scale=2, upscaling="ups")
+    model = _build("rdn", **params)
+    out = tmp_path_factory.mktemp("rdn") / "rdn"
+    write_model_dir(model, out, Manifest(name="tiny-rdn", arch="rdn", arch_params=params, scale=2,
+                                         value_range=[0, 255], source={"path": "random", "format": "test"}))
+    return out
+
+
+def test_prune_channels_variant_reports_the_macs_it_removed_and_runs_in_tfjs(tiny_rdn, tmp_path):
+    from srjs.evaluate.shipped import load_shipped
+    from srjs.runtime.node import run_node
+
+    out = tmp_path / "ch50"
+    result = run_cli("optimize", tiny_rdn, "-o", out, "--prune-channels", "0.5", "--steps", "3")
+    assert result.exit_code == 0, result.output
+    manifest = modeldir.read_manifest(out)
+    report = manifest.results["prune_channels"]
+    parent, variant = load_shipped(tiny_rdn), load_shipped(out)
+    before, after = sum(channels.conv_macs(parent).values()), sum(channels.conv_macs(variant).values())
+    assert report["macs_per_pixel"] == {"before": before, "after": after}
+    assert report["speedup_macs"] == pytest.approx(before / after, abs=1e-3) and before / after > 2
+    assert report["params"]["after"] == channels.params(variant) < channels.params(parent)
+    assert report["fine_tune"]["steps"] == 3
+    assert manifest.arch_params["prune_channels"] == 0.5
+    assert "MACs per input pixel" in result.output
+    # the shipped TF.js export is the pruned net, and stock TF.js runs it like Keras does
+    x = np.random.default_rng(0).uniform(0, 255, (1, 12, 12, 3)).astype(np.float32)
+    (run,) = run_node([(out / modeldir.TFJS_LAYERS_DIR, "layers")], [x], backends=("wasm",), warm_runs=0)
+    assert run.ok, run.error
+    np.testing.assert_allclose(run.outputs[0], variant(x).numpy(), rtol=0, atol=1e-2)
+
+
+def test_bad_prune_channels_requests_exit_2_and_write_nothing(tiny_rdn, tmp_path):
+    for ratio in ("0", "1", "-0.2"):
+        result = run_cli("optimize", tiny_rdn, "-o", tmp_path / "bad", "--prune-channels", ratio)
+        assert result.exit_code == 2 and "--prune-channels" in result.output
+        assert not (tmp_path / "bad").exists()
+
+
+def test_refit_recovers_most_of_what_the_cut_lost():
+    """Least-squares re-solving brings a cut network closer to the original before any fine-tune."""
+    model = _build("rdn", C=1, D=2, G=16, G0=16, scale=2)
+    graph = channels.channel_graph(model)
+    x = _x(3, 16) * 255
+    keep = channels.plan(graph, channels.importance(model, graph, x), ratio=0.25)
+    cut = channels.apply(model, graph, keep)
+    err = lambda m: float(np.mean((m(x).numpy() - model(x).numpy()) ** 2))
+    before = err(cut)
+    channels.refit(model, cut, graph, keep, x)
+    assert err(cut) < 0.5 * before
