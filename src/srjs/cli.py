@@ -177,6 +177,9 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
               help="'builtin' or a folder of images: half calibrate, half are held out for the numbers.")
 @click.option("--prune", type=float, help="Magnitude-prune every conv kernel to this sparsity in (0, 1), "
               "fine-tuned by distillation from the parent (before any quantization).")
+@click.option("--prune-channels", "prune_channels", type=float, help="Remove this fraction in (0, 1) of every "
+              "prunable group of conv channels (less work: faster in the browser), re-solved by least squares "
+              "and fine-tuned by distillation from the parent.")
 @click.option("--cluster", type=int, help="Cluster every conv kernel to K values (K >= 2), fine-tuned "
               "by distillation; keeps a pruned model's zeros.")
 @click.option("--steps", type=int, help="Fine-tune bound: optimizer steps (default 500 without --time-budget).")
@@ -190,7 +193,7 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
               help="Sweep recipes from a TOML file's [[variants]] tables (a build config works; implies --sweep).")
 @click.option("--limit", type=click.IntRange(min=1), help="Sweep: evaluate only the first N images.")
 @click.option("--crop", type=click.IntRange(min=16), help="Sweep: centre-crop evaluate's HR images to N x N px.")
-def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, cluster, steps, time_budget,
+def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, prune_channels, cluster, steps, time_budget,
              sweep, recipe_texts, recipes_file, limit, crop):
     """Make a variant: per-tensor quantization calibrated on the network's output.
 
@@ -208,6 +211,7 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
       srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-uint8 --quantize uint8
       srjs optimize artifacts/isr-x2 -o artifacts/isr-x2-auto --quantize auto --max-drop-db 0.02
       srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-p50 --prune 0.5 --time-budget 540 --quantize uint8
+      srjs optimize artifacts/medium-x4 -o artifacts/medium-x4-ch30 --prune-channels 0.3 --time-budget 600
       srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-sweep --sweep --max-drop-db 0.02
       srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-sweep --recipe quantize=uint8 --recipe 'quantize=auto min_fidelity_db=45'
     """
@@ -215,9 +219,9 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
     from srjs.optimize.run import Recipe, make_variant
 
     if sweep or recipe_texts or recipes_file:
-        if quantize or prune is not None or cluster is not None:
+        if quantize or prune is not None or cluster is not None or prune_channels is not None:
             raise BadInput("--sweep takes its recipes from --recipe/--recipes (or the default sweep), "
-                           "not --quantize/--prune/--cluster")
+                           "not --quantize/--prune/--prune-channels/--cluster")
         from srjs.optimize import sweep as sweeps
 
         tables = [(None, sweeps.parse_recipe(t)) for t in recipe_texts]
@@ -231,7 +235,8 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
     if limit is not None or crop is not None:
         raise BadInput("--limit/--crop choose the images a sweep is evaluated on; they need --sweep")
     recipe = Recipe(quantize=quantize, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db, calib=calib,
-                    prune=prune, cluster=cluster, steps=steps, time_budget_s=time_budget)
+                    prune=prune, prune_channels=prune_channels, cluster=cluster, steps=steps,
+                    time_budget_s=time_budget)
     manifest = make_variant(model_dir, out, recipe, progress=True)
     held = manifest.results["heldout"]
     layers = sum(v["bytes"] for k, v in manifest.files.items() if k.startswith("tfjs_layers/"))
@@ -239,6 +244,12 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
     click.echo(f"{manifest.name}: {layers} bytes ({gzip} gzip) -> {out}; held-out Y-PSNR "
                f"{held['psnr_y']:.2f} dB (parent {held['parent_psnr_y']:.2f}, drop {held['drop_db']:.3f} dB), "
                f"fidelity {held['fidelity_psnr_y']:.2f} dB")
+    if "prune_channels" in manifest.results:
+        done, fit = manifest.results["prune_channels"], manifest.results["prune_channels"]["fine_tune"]
+        click.echo(f"prune-channels: conv work {done['macs_per_pixel']['before'] / 1e3:.0f}k -> "
+                   f"{done['macs_per_pixel']['after'] / 1e3:.0f}k MACs per input pixel "
+                   f"({done['speedup_macs']:.2f}x less), params {done['params']['before']} -> "
+                   f"{done['params']['after']}; fine-tune {fit['steps']} steps in {fit['seconds']:.0f} s")
     for step in ("prune", "cluster"):
         if step in manifest.results:
             done, fit = manifest.results[step], manifest.results[step]["fine_tune"]
