@@ -32,6 +32,7 @@ REPORT_FILE = "report.html"
 RESERVED = {SWEEP_FILE, EVAL_FILE, REPORT_FILE, "report_files"}
 DEFAULT_MAX_DROP_DB = 0.05  # auto's budget in the default sweep without --max-drop-db/--min-fidelity-db
 DEFAULT_SWEEP = ("float16", "uint16", "uint8", "auto")
+FINE_TUNE_KEYS = ("prune", "prune_channels", "cluster")  # recipes the sweep-wide --steps/--time-budget bound
 
 
 @dataclass
@@ -177,7 +178,7 @@ def plan(tables: Sequence[tuple[str | None, dict]], *, calib: str = "builtin", m
             for key, value in (("max_drop_db", max_drop_db), ("min_fidelity_db", min_fidelity_db)):
                 if value is not None:
                     table.setdefault(key, value)
-        if "prune" in table or "cluster" in table:
+        if any(key in table for key in FINE_TUNE_KEYS):
             for key, value in (("steps", steps), ("time_budget_s", time_budget_s)):
                 if value is not None:
                     table.setdefault(key, value)
