@@ -116,6 +116,9 @@ def test_interrupted_sweep_keeps_finished_variants_whole(tiny, tmp_path, monkeyp
 
     monkeypatch.setattr(export, "export_saved_model", interrupted)
     out = tmp_path / "out"
+    out.mkdir()  # an earlier, finished sweep: its evaluation must not outlive the new sweep's start
+    (out / sweep.SWEEP_FILE).write_text('{"schema": "srjs.sweep/1", "complete": true}')
+    (out / sweep.EVAL_FILE).write_text("{}")
     planned = sweep.plan([(None, {"quantize": "uint8"}), (None, {"quantize": "float16"})])
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(tiny, out, planned, limit=1, crop=32, seam=False, latency_tiles=(0,), warm=1)

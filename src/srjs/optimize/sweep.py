@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -295,6 +296,10 @@ def run_sweep(parent: Path, out: Path, planned: Sequence[Planned], *, dataset: s
         raise BadInput(f"--crop must be at least 16 px, got {crop}")
     preflight(parent, out, planned)
     out.mkdir(parents=True, exist_ok=True)
+    # an earlier sweep's evaluation no longer describes this one (its variant dirs are replaced below)
+    for stale in (EVAL_FILE, REPORT_FILE):
+        (out / stale).unlink(missing_ok=True)
+    shutil.rmtree(out / "report_files", ignore_errors=True)
     atomic.write_text(out / SWEEP_FILE, json.dumps(
         {"schema": SCHEMA, "parent": str(parent), "complete": False,
          "variants": [{"name": p.name, "recipe": p.recipe.to_dict()} for p in planned]}, indent=2) + "\n")
