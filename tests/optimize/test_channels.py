@@ -181,3 +181,66 @@ def test_refit_recovers_most_of_what_the_cut_lost():
     before = err(cut)
     channels.refit(model, cut, graph, keep, x)
     assert err(cut) < 0.5 * before
+
+
+@pytest.mark.slow
+def test_pruned_rrdn_with_custom_layers_runs_in_upscalerjs(tmp_path):
+    """UpscalerJS 1.0.0 loads a channel-pruned RRDN (MultiplyBeta, PixelShuffle) unmodified."""
+    from srjs.convert.write import write_model_dir
+    from srjs.evaluate.shipped import load_shipped
+    from srjs.modeldir import Manifest
+    from srjs.runtime import run_upscalerjs
+
+    params = TINY["rrdn"]
+    parent = tmp_path / "rrdn"
+    write_model_dir(_build("rrdn", **params), parent, Manifest(
+        name="tiny-rrdn", arch="rrdn", arch_params=params, scale=2, value_range=[0, 1],
+        source={"path": "random", "format": "test"}))
+    out = tmp_path / "ch50"
+    make_variant(parent, out, Recipe(prune_channels=0.5, steps=2))
+    variant = load_shipped(out)
+    assert variant.get_layer("F_1_1_1").filters < load_shipped(parent).get_layer("F_1_1_1").filters
+    image = (np.random.default_rng(4).uniform(0, 1, (16, 20, 3)) * 255).astype(np.uint8)
+    got = run_upscalerjs(out / modeldir.TFJS_LAYERS_DIR, image, 2, (0, 1))
+    ours = np.clip(variant(image[None].astype(np.float32) / 255.0).numpy()[0] * 255.0, 0, 255)
+    assert got.shape == ours.shape == (32, 40, 3)
+    assert np.abs(got - ours).max() <= 2.0  # 2/255 of the range, in 8-bit levels
+
+
+BUILD_CONFIG = """
+name = "tinych"
+source = "tiny.pth"
+
+[package]
+version = "1.0.0"
+
+[evaluate]
+limit = 1
+crop = 32
+latency_size = 32
+warm = 1
+
+[[variants]]
+name = "ch50"
+prune_channels = 0.5
+steps = 3
+[variants.gates]
+min_fidelity_db = 10.0
+"""
+
+
+@pytest.mark.slow
+def test_build_lists_a_channel_pruned_variant_with_gates(tmp_path):
+    import json
+
+    from tests.torch_reference import save_tiny_srvgg
+
+    save_tiny_srvgg(tmp_path / "tiny.pth")
+    (tmp_path / "tiny.toml").write_text(BUILD_CONFIG)
+    result = run_cli("build", tmp_path / "tiny.toml", "-o", tmp_path / "out", "--json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.output
+    by_name = {v["name"]: v for v in json.loads((tmp_path / "s.json").read_text())["variants"]}
+    assert by_name["ch50"]["passed"] and by_name["ch50"]["verify_ok"]
+    manifest = modeldir.read_manifest(tmp_path / "out" / "tinych" / "models" / "ch50")
+    assert manifest.results["prune_channels"]["speedup_macs"] > 1.5
+    assert (tmp_path / "out" / "tinych" / "package" / "models" / "tinych-ch50").is_dir()

@@ -234,12 +234,15 @@ def refit(original, pruned, graph: ChannelGraph, keep: dict[str, np.ndarray], ba
 
     rng = np.random.default_rng(seed)
     convs = [layer["name"] for layer in graph.config["layers"] if layer["class_name"] == CONV]
-    for name in convs:
+    # The original's conv outputs in one pass; the pruned model's inputs must be recomputed per
+    # conv, since every re-solve changes what the later convs see.
+    targets = keras.Model(original.inputs, [original.get_layer(n).output for n in convs])(batch, training=False)
+    for name, target in zip(convs, targets):
         layer = pruned.get_layer(name)
         (source,) = graph.inbound[name]
         kh, kw, cin, cout = layer.kernel.shape
         x = keras.Model(pruned.inputs, pruned.get_layer(source).output)(batch, training=False)
-        target = keras.Model(original.inputs, original.get_layer(name).output)(batch, training=False).numpy()
+        target = target.numpy()
         out_pos = [i for i in range(graph.group_size[name]) if _kept(graph, keep, name, i)]
         target = target[..., out_pos]
         patches = tf.image.extract_patches(x, [1, kh, kw, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME").numpy()
