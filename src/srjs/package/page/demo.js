@@ -12,6 +12,8 @@ const DEFAULT_PAD = 8; // srjs's default when evaluate has not measured a seam-f
 
 tf.wasm.setWasmPaths(new URL('vendor/', import.meta.url).href);
 // Threads need SharedArrayBuffer, i.e. a cross-origin isolated page (srjs serve sends COOP/COEP).
+// TF.js 4.22's wasm backend caps the count at hardwareConcurrency / 2 (it assumes two hyperthreads
+// per core), so this asks for every core and gets half the logical ones (benchmarks/speed.py).
 if (window.crossOriginIsolated && navigator.hardwareConcurrency) {
   tf.wasm.setThreadsCount(navigator.hardwareConcurrency);
 }
