@@ -159,8 +159,10 @@ def test_recipe_strings_and_files():
         "quantize": "uint8:*conv*,float16:*", "prune": 0.5, "steps": 300}
     planned = sweep.plan([(None, sweep.parse_recipe("prune=0.5 quantize=uint8")),
                           (None, sweep.parse_recipe("quantize=uint8:*conv*")),
-                          (None, sweep.parse_recipe("quantize=uint8:*kernel*"))], steps=40)
-    assert [p.name for p in planned] == ["p50-uint8", "mixed", "mixed-2"]
+                          (None, sweep.parse_recipe("quantize=uint8:*kernel*")),
+                          (None, sweep.parse_recipe("prune_channels=0.3 quantize=uint8"))], steps=40)
+    assert [p.name for p in planned] == ["p50-uint8", "mixed", "mixed-2", "ch30-uint8"]
+    assert planned[3].recipe.steps == 40
     assert planned[0].recipe.steps == 40 and planned[1].recipe.steps is None  # bounds only for fine-tunes
     # a build config is a recipes file: its [[variants]] with their names, gates ignored
     tables = sweep.read_recipes(ROOT / "configs" / "esrgan-slim-x4.toml")
