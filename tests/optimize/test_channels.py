@@ -244,3 +244,14 @@ def test_build_lists_a_channel_pruned_variant_with_gates(tmp_path):
     manifest = modeldir.read_manifest(tmp_path / "out" / "tinych" / "models" / "ch50")
     assert manifest.results["prune_channels"]["speedup_macs"] > 1.5
     assert (tmp_path / "out" / "tinych" / "package" / "models" / "tinych-ch50").is_dir()
+
+
+def test_a_conv_added_to_an_unknown_layer_keeps_its_channels():
+    from srjs.tf import keras
+
+    L = keras.layers
+    inp = L.Input((None, None, 3))
+    mixed = L.Dense(8, name="mix")(L.Conv2D(8, 3, padding="same", name="a")(inp))  # mixes channels
+    out = L.Conv2D(3, 3, padding="same", name="c")(L.Add()([L.Conv2D(8, 3, padding="same", name="b")(inp), mixed]))
+    graph = channels.channel_graph(keras.Model(inp, out))
+    assert sorted(m for members in graph.prunable().values() for m in members) == []  # a feeds mix, b adds to it

@@ -92,7 +92,7 @@ def channel_graph(model) -> ChannelGraph:
             width = int(layer["config"]["filters"])
             graph.group_size[name] = width
             graph.channels[name] = [(name, i) for i in range(width)]
-        elif kind in PER_CHANNEL:
+        elif kind in PER_CHANNEL and layer["config"].get("activation") != "softmax":
             graph.channels[name] = list(lists[0])
         elif kind == "Concatenate" and layer["config"].get("axis") in (-1, 3):
             graph.channels[name] = [c for part in lists for c in part]
@@ -105,6 +105,7 @@ def channel_graph(model) -> ChannelGraph:
                 for group, _ in part:
                     graph.fix(group)
             graph.channels[name] = [(f"<{name}>", i) for i in range(_width(model, name))]
+            graph.fixed.add(f"<{name}>")  # a conv added to this output must keep its channels too
     for out in config["output_layers"]:
         for group, _ in graph.channels[out[0]]:
             graph.fix(group)
