@@ -367,7 +367,9 @@ def serve_cmd(package_dir, port):
     click.echo(f"Serving {package_dir} at {url}  (Ctrl-C to stop)")
     try:
         while True:
-            time.sleep(3600)
+            # Short sleeps: a Ctrl-C that lands just before a sleep starts is only seen when the
+            # sleep returns (CPython checks signals between bytecodes), so a long one could hang.
+            time.sleep(0.5)
     except KeyboardInterrupt:
         click.echo("stopped")
     finally:
