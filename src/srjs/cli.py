@@ -359,17 +359,19 @@ def serve_cmd(package_dir, port):
     Example:
       srjs serve artifacts/pkg --port 8080
     """
+    import signal
     import time
 
     from srjs.package import serve
 
+    # Started from a background job (`cmd &` in a script, a CI runner), a process inherits
+    # SIGINT as ignored and Python then never raises KeyboardInterrupt: Ctrl-C must still stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     url, server = serve(package_dir, port)
     click.echo(f"Serving {package_dir} at {url}  (Ctrl-C to stop)")
     try:
         while True:
-            # Short sleeps: a Ctrl-C that lands just before a sleep starts is only seen when the
-            # sleep returns (CPython checks signals between bytecodes), so a long one could hang.
-            time.sleep(0.5)
+            time.sleep(3600)
     except KeyboardInterrupt:
         click.echo("stopped")
     finally:
