@@ -6,21 +6,12 @@
 //       patch_size (null: whole image), padding, runs (timed runs after the first)}
 // Returns {first_ms, runs_ms, backend, threads, tfjs, shape, checksum}.
 import { fetchWhole } from './http.mjs';
+import { loadScript } from './script.mjs';
 
 const tf = window.tf;
 // Whole bodies: 7+ large shards deadlock on srjs's HTTP/1.1 server (see http.mjs); a CDN speaks HTTP/2.
 tf.env().platform.fetch = fetchWhole;
 tf.wasm.setWasmPaths(new URL('../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url).href);
-
-function loadScript(src, global) {
-  return new Promise((resolve, reject) => {
-    const script = document.createElement('script');
-    script.src = src;
-    script.onload = () => (window[global] ? resolve(window[global]) : reject(new Error(`${src} defined no ${global}`)));
-    script.onerror = () => reject(new Error(`GET ${src} failed`));
-    document.head.appendChild(script);
-  });
-}
 
 function loadImage(url) {
   return new Promise((resolve, reject) => {

@@ -6,22 +6,13 @@
 import { encodeNpy } from './npy.mjs';
 import { registerCustomLayers } from './layers.mjs';
 import { fetchWhole, openRequests, putBytes } from './http.mjs';
+import { loadScript } from './script.mjs';
 
 const tf = window.tf;
 // UpscalerJS loads through tf.loadLayersModel(url), i.e. the platform's fetch. Served over
 // srjs's HTTP/1.1 server, 7+ large shards would deadlock there (see http.mjs); a user's CDN
 // speaks HTTP/2 and never hits that, so reading bodies whole changes transport, not results.
 tf.env().platform.fetch = fetchWhole;
-
-function loadScript(src, global) {
-  return new Promise((resolve, reject) => {
-    const script = document.createElement('script');
-    script.src = src;
-    script.onload = () => (window[global] ? resolve(window[global]) : reject(new Error(`${src} defined no ${global}`)));
-    script.onerror = () => reject(new Error(`GET ${src} failed`));
-    document.head.appendChild(script);
-  });
-}
 
 window.srjsUpscale = async (job) => {
   if (job.backend && !(await tf.setBackend(job.backend))) {
