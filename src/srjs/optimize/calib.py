@@ -62,9 +62,9 @@ def split_images(source: str) -> tuple[list, list]:
 
 def calibration_sets(source: str, scale: int, value_max: float) -> tuple[Crops, Crops]:
     """(calibration, held-out) crops from `split_images(source)`."""
-    calib, _ = split_images(source)
+    calib, held = split_images(source)
     return (_crops(calib, scale, CALIB_LR, value_max, per_image=2),
-            heldout_crops(source, scale, value_max))
+            _crops(held, scale, HELDOUT_LR, value_max, per_image=1))
 
 
 def heldout_crops(source: str, scale: int, value_max: float, lr_side: int = HELDOUT_LR) -> Crops:

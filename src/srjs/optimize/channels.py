@@ -195,10 +195,8 @@ def apply(model, graph: ChannelGraph, keep: dict[str, np.ndarray]):
     from srjs.tf import keras
 
     def kept(group: str, index: int) -> bool:
-        chosen = keep.get(graph.root(group))
-        return chosen is None or index in chosen_sets[graph.root(group)]
+        return _kept(graph, keep, group, index)
 
-    chosen_sets = {root: set(int(i) for i in idx) for root, idx in keep.items()}
     config = copy.deepcopy(graph.config)
     new_weights: dict[str, list[np.ndarray]] = {}
     for layer in config["layers"]:
