@@ -30,6 +30,7 @@ fine-tune).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -85,17 +86,27 @@ def seam_free_padding(model_dir: Path) -> int:
     return int(manifest.results["seam_free_padding"])
 
 
-def quality(model_dir: Path, original: Path, lr_side: int) -> dict:
+@functools.lru_cache(maxsize=None)
+def heldout_outputs(model_dir: Path, lr_side: int):
+    """(held-out crops, the shipped model's outputs on them), once per model dir."""
     from srjs import modeldir
     from srjs.evaluate.shipped import load_shipped
     from srjs.optimize import calib
 
     manifest = modeldir.read_manifest(model_dir)
     crops = calib.heldout_crops("builtin", manifest.scale, manifest.value_max, lr_side)
-    run = lambda d: np.concatenate([load_shipped(d)(crops.lr[i:i + 1], training=False).numpy()
-                                    for i in range(len(crops.lr))])
-    reference = run(original)
-    mine = reference if model_dir == original else run(model_dir)
+    model = load_shipped(model_dir)
+    outputs = np.concatenate([model(crops.lr[i:i + 1], training=False).numpy() for i in range(len(crops.lr))])
+    return crops, outputs
+
+
+def quality(model_dir: Path, original: Path, lr_side: int) -> dict:
+    from srjs import modeldir
+    from srjs.optimize import calib
+
+    manifest = modeldir.read_manifest(model_dir)
+    crops, reference = heldout_outputs(original, lr_side)
+    _, mine = heldout_outputs(model_dir, lr_side)
     q = calib.quality(mine, crops, manifest.scale, manifest.value_max, reference)
     q0 = calib.quality(reference, crops, manifest.scale, manifest.value_max)
     return {"psnr_y": q.psnr_y, "drop_db": q0.psnr_y - q.psnr_y,
