@@ -237,7 +237,7 @@ def test_absurd_counts_refused_before_allocating(tmp_path, rng):
     assert "absurd" in _fail(param)
     param = srvgg_pair(tmp_path, rng)
     _edit_param(param, "6=108", "6=90000000000")
-    assert "declares 90000000000 weights" in _fail(param)
+    assert "param 6 must be a non-negative integer, not '90000000000'" in _fail(param)  # past int32
 
 
 def test_unknown_architecture(tmp_path, rng):
@@ -271,6 +271,40 @@ def test_not_a_param(tmp_path):
     param.write_text("hello\n")
     (tmp_path / "x.bin").write_bytes(b"\0" * 4)
     assert "7767517" in _fail(param)
+
+
+@pytest.mark.parametrize("old, new, needle", [
+    ("6=108", "6=108.0", "param 6 must be a non-negative integer, not '108.0'"),  # float for an int
+    ("6=108", "6=-108", "param 6 must be a non-negative integer, not '-108'"),
+    ("6=108", "6=1e999", "param 6 must be a non-negative integer, not '1e999'"),
+    ("0=4 1=3", "0=4.0 1=3", "param 0 must be a non-negative integer, not '4.0'"),
+    ("0=4 1=3", "0=-4 1=3", "param 0 must be a non-negative integer, not '-4'"),
+    ("0=2", "0=2.5", "param 0 must be a non-negative integer, not '2.5'"),  # PixelShuffle
+    ("1=2.000000e+00", "1=1e999", "param 1 must be a finite number, not '1e999'"),  # Interp
+    ("1=2.000000e+00", "1=nan", "param 1 must be a finite number, not 'nan'"),
+    ("0=4 1=3", "0=4 1=3 7=1", "(Convolution) has param 7, which srjs does not read"),
+    ("0=4 1=3", "0=4 1=3 -23306=1,1.0", "param 6 must be a non-negative integer, not '-23306=1,1.0'"),
+    ("0=4 1=3", "0=4 0=4 1=3", "sets param 0 twice"),
+])
+def test_params_of_the_wrong_type_or_sign_exit_2(tmp_path, rng, old, new, needle):
+    param = srvgg_pair(tmp_path, rng)
+    _edit_param(param, old, new)
+    assert needle in _fail(param)
+
+
+def test_negative_array_and_blob_counts_exit_2(tmp_path, rng):
+    param = rrdbnet_pair(tmp_path, rng)
+    _edit_param(param, "-23310=1,2.000000e-01", "-23310=-1,2.000000e-01")
+    assert "param 10 must be a float array" in _fail(param)
+    lines = param.read_text().splitlines()
+    lines[1] = f"{lines[1].split()[0]} -5"
+    param.write_text("\n".join(lines))
+    assert "absurd" in _fail(param)
+
+
+def test_missing_param_with_bin_option(tmp_path):
+    (tmp_path / "x.bin").write_bytes(b"\0" * 8)
+    assert "missing.param' does not exist" in _fail(tmp_path / "missing.param", "--bin", tmp_path / "x.bin")
 
 
 def test_unsafe_wheel_member_refused(tmp_path):

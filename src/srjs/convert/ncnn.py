@@ -16,6 +16,8 @@ capped before anything is allocated; the file size is checked before it is read.
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +57,7 @@ def parse_param(text: str, where: str) -> list[Layer]:
     if not lines or lines[0] != str(MAGIC):
         raise BadInput(f"'{where}' is not an ncnn .param file (first line is not {MAGIC})")
     try:
-        layer_count, blob_count = (int(v) for v in lines[1].split())
+        layer_count, blob_count = (_int_token(v) for v in lines[1].split())
     except (IndexError, ValueError):
         raise BadInput(f"'{where}': second line must be '<layer count> <blob count>'") from None
     if not 0 < layer_count <= MAX_LAYERS or not 0 < blob_count <= 4 * MAX_LAYERS:
@@ -72,7 +74,7 @@ def parse_param(text: str, where: str) -> list[Layer]:
 def _parse_layer(line: str, where: str) -> Layer:
     tokens = line.split()
     try:
-        kind, name, n_in, n_out = tokens[0], tokens[1], int(tokens[2]), int(tokens[3])
+        kind, name, n_in, n_out = tokens[0], tokens[1], _int_token(tokens[2]), _int_token(tokens[3])
     except (IndexError, ValueError):
         raise BadInput(f"'{where}': malformed layer line '{line[:60]}'") from None
     if not 0 <= n_in <= 64 or not 0 <= n_out <= 64 or len(tokens) < 4 + n_in + n_out:
@@ -82,22 +84,81 @@ def _parse_layer(line: str, where: str) -> Layer:
                        f"(known: {', '.join(sorted(KNOWN_LAYERS))})")
     layer = Layer(kind, name, tokens[4:4 + n_in], tokens[4 + n_in:4 + n_in + n_out])
     for token in tokens[4 + n_in + n_out:]:
-        key, sep, value = token.partition("=")
-        try:
-            k = int(key)
-            if not sep:
-                raise ValueError
-            if k <= -23300:  # array param: -23300-k=count,v1,v2,...
-                items = value.split(",")
-                count = int(items[0])
-                if not 0 <= count <= MAX_ARRAY or len(items) != count + 1:
-                    raise ValueError
-                layer.params[-k - 23300] = [float(v) for v in items[1:]]
-            else:
-                layer.params[k] = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            raise BadInput(f"'{where}': layer '{name}' has a malformed param '{token[:40]}'") from None
+        key, value = _param_token(token, kind, where, name)
+        if key in layer.params:
+            raise BadInput(f"'{where}': layer '{name}' sets param {key} twice")
+        layer.params[key] = value
     return layer
+
+
+# What each layer's params may hold (ncnn's operation-param table, the keys srjs reads or that
+# exporters write): anything else is refused, so every value the graph code sees has the type
+# and sign it expects. COUNT: a non-negative int (channels, kernel sizes, weight counts).
+INT, COUNT, FLOAT, FLOATS = "an integer", "a non-negative integer", "a finite number", "a float array"
+PARAM_KINDS: dict[str, dict[int, str]] = {
+    "Input": {0: COUNT, 1: COUNT, 2: COUNT, 11: COUNT},
+    "Convolution": {0: COUNT, 1: COUNT, 11: COUNT, 2: COUNT, 12: COUNT, 3: COUNT, 13: COUNT,
+                    4: INT, 14: INT, 15: INT, 16: INT, 5: INT, 6: COUNT, 8: INT, 9: INT,
+                    10: FLOATS, 18: FLOAT, 19: INT},
+    "PReLU": {0: COUNT},
+    "Eltwise": {0: INT, 1: FLOATS},
+    "BinaryOp": {0: INT, 1: INT, 2: FLOAT},
+    "Concat": {0: INT},
+    "Split": {},
+    "Interp": {0: INT, 1: FLOAT, 2: FLOAT, 3: COUNT, 4: COUNT, 5: INT, 6: INT},
+    "PixelShuffle": {0: COUNT, 1: INT},
+}
+INT32 = (-(1 << 31), (1 << 31) - 1)   # ncnn reads ints with %d
+_INT_TOKEN = re.compile(r"^[+-]?[0-9]{1,12}$")
+
+
+def _int_token(text: str) -> int:
+    if not _INT_TOKEN.match(text):
+        raise ValueError(text)
+    return int(text)
+
+
+def _float_token(text: str) -> float:
+    value = float(text)  # ValueError on anything but a number; '1e999' gives inf, refused next
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _param_token(token: str, kind: str, where: str, name: str) -> tuple[int, object]:
+    """(key, value) of one `k=v` token, checked against PARAM_KINDS[kind] (BadInput otherwise)."""
+    key_text, sep, value = token.partition("=")
+    try:
+        key = _int_token(key_text)
+    except ValueError:
+        key = None
+    if not sep or key is None:
+        raise BadInput(f"'{where}': layer '{name}' has a malformed param '{token[:40]}'")
+    is_array = key <= -23300  # array param: -23300-k=count,v1,v2,...
+    if is_array:
+        key = -key - 23300
+    expected = PARAM_KINDS[kind].get(key)
+    if expected is None:
+        raise BadInput(f"'{where}': layer '{name}' ({kind}) has param {key}, which srjs does not read")
+    if is_array != (expected == FLOATS):
+        raise BadInput(f"'{where}': layer '{name}' param {key} must be {expected}, not '{token[:40]}'")
+    try:
+        if expected == FLOATS:
+            items = value.split(",")
+            count = _int_token(items[0])
+            if not 0 <= count <= MAX_ARRAY or len(items) != count + 1:
+                raise ValueError
+            return key, [_float_token(v) for v in items[1:]]
+        if expected == FLOAT:  # ncnn takes an int spelling of a float param as that number
+            return key, _float_token(value)
+        number = _int_token(value)
+        low = 0 if expected == COUNT else INT32[0]
+        if not low <= number <= INT32[1]:
+            raise ValueError
+        return key, number
+    except ValueError:
+        raise BadInput(f"'{where}': layer '{name}' param {key} must be {expected}, "
+                       f"not '{value[:40]}'") from None
 
 
 # --- graph normal form ------------------------------------------------------------------
@@ -391,6 +452,8 @@ def read_ncnn(param_path: Path, bin_path: Path | None = None):
     param_path = Path(param_path)
     bin_path = Path(bin_path) if bin_path is not None else param_path.with_suffix(".bin")
     where = str(param_path)
+    if not param_path.is_file():
+        raise BadInput(f"'{where}' does not exist or is not a file")
     if param_path.stat().st_size > MAX_PARAM_BYTES:
         raise BadInput(f"'{where}' is larger than {MAX_PARAM_BYTES} bytes; not an ncnn .param")
     if not bin_path.is_file():
@@ -399,6 +462,8 @@ def read_ncnn(param_path: Path, bin_path: Path | None = None):
         text = param_path.read_text("utf-8")
     except UnicodeDecodeError:
         raise BadInput(f"'{where}' is not text; binary .param.bin files are not supported") from None
+    except OSError as err:
+        raise BadInput(f"cannot read '{where}': {err.strerror or err}") from None
     ops, owners = normal_form(parse_param(text, where), where)
     arch, params, graph = match_graph(ops, owners, where)
     weights = read_weights(graph, owners, bin_path, where)
