@@ -38,6 +38,28 @@ def cli(debug: bool) -> None:
         warnings.filterwarnings("ignore")
 
 
+class _Finite(click.ParamType):
+    """A float option that must be finite: nan passes every range test, inf is no bound."""
+
+    name = "number"
+
+    def __init__(self, minimum: float | None = None):
+        self.minimum = minimum
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = value if isinstance(value, float) else click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.minimum is not None and number < self.minimum:
+            self.fail(f"{value!r} is below {self.minimum}", param, ctx)
+        return number
+
+
+FINITE = _Finite()
+
+
 def _csv(kind):
     """click callback: 'a,b,c' -> tuple of `kind` (usage error naming the option otherwise)."""
 
@@ -61,7 +83,7 @@ def _csv(kind):
 @click.option("--value-range", type=click.Choice(["0-1", "0-255"]), help="Override the input/output range.")
 @click.option("--no-tfjs", is_flag=True, help="Skip the TF.js exports (Keras + SavedModel only).")
 @click.option("--upscalerjs-compat", is_flag=True, help="Top-level class 'Model' for old tfjs runtimes.")
-@click.option("--shard-mb", type=click.FloatRange(min=0.001), default=4.0, show_default=True,
+@click.option("--shard-mb", type=_Finite(minimum=0.001), default=4.0, show_default=True,
               help="TF.js weight shard size in MiB.")
 @click.option("--bin", "bin_path", type=click.Path(path_type=Path),
               help="Weights of an ncnn .param SOURCE (default: the .bin beside it).")
@@ -141,7 +163,7 @@ def patch(model_json, out, check, upscalerjs_compat):
               help="Comma-separated: node, browser, upscalerjs (the layers export inside UpscalerJS 1.0.0).")
 @click.option("--backend", "backend_list", callback=_csv(str), help="Comma-separated backends for "
               "every runtime (default: node cpu,wasm; browser cpu,webgl).")
-@click.option("--tol", type=float, default=1e-4, show_default=True,
+@click.option("--tol", type=FINITE, default=1e-4, show_default=True,
               help="Max abs diff allowed, relative to the output's scale.")
 @click.option("--warm", type=int, default=3, show_default=True, help="Timed warm runs per backend.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report (srjs.verify/1).")
@@ -170,20 +192,20 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
               help="Variant model dir to write (with --sweep: a folder of variants).")
 @click.option("--quantize", help="float16, uint16, uint8, auto, or patterns 'uint8:*conv*,float16:*' "
               "(first match wins; unmatched weights stay float32).")
-@click.option("--max-drop-db", type=float, help="auto: largest Y-PSNR drop against HR, dB (held-out images).")
-@click.option("--min-fidelity-db", type=float, help="auto: smallest Y-PSNR of the output against the "
+@click.option("--max-drop-db", type=FINITE, help="auto: largest Y-PSNR drop against HR, dB (held-out images).")
+@click.option("--min-fidelity-db", type=FINITE, help="auto: smallest Y-PSNR of the output against the "
               "parent's output, dB (the right budget for GAN models).")
 @click.option("--calib", default="builtin", show_default=True,
               help="'builtin' or a folder of images: half calibrate, half are held out for the numbers.")
-@click.option("--prune", type=float, help="Magnitude-prune every conv kernel to this sparsity in (0, 1), "
+@click.option("--prune", type=FINITE, help="Magnitude-prune every conv kernel to this sparsity in (0, 1), "
               "fine-tuned by distillation from the parent (before any quantization).")
-@click.option("--prune-channels", "prune_channels", type=float, help="Remove this fraction in (0, 1) of every "
+@click.option("--prune-channels", "prune_channels", type=FINITE, help="Remove this fraction in (0, 1) of every "
               "prunable group of conv channels (less work: faster in the browser), re-solved by least squares "
               "and fine-tuned by distillation from the parent.")
 @click.option("--cluster", type=int, help="Cluster every conv kernel to K values (K >= 2), fine-tuned "
               "by distillation; keeps a pruned model's zeros.")
 @click.option("--steps", type=int, help="Fine-tune bound: optimizer steps (default 500 without --time-budget).")
-@click.option("--time-budget", "time_budget", type=float, help="Fine-tune bound: wall-clock seconds.")
+@click.option("--time-budget", "time_budget", type=FINITE, help="Fine-tune bound: wall-clock seconds.")
 @click.option("--sweep", is_flag=True, help="Several variants into the folder OUT, then evaluate them with "
               "the parent (OUT/report.html, OUT/eval.json) and print the comparison. Default sweep: float16, "
               "uint16, uint8, auto (--max-drop-db, else 0.05 dB); no pruning or clustering (they fine-tune).")

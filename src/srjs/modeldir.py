@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import srjs
-from srjs import atomic
+from srjs import atomic, strict_json
 from srjs.errors import BadInput
 
 MANIFEST = "manifest.json"
@@ -73,7 +73,7 @@ def index_files(root: Path) -> dict:
 
 def write_manifest(root: Path, manifest: Manifest) -> Manifest:
     manifest.files = index_files(root)
-    (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    (root / MANIFEST).write_text(strict_json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
     return manifest
 
 
@@ -95,7 +95,7 @@ def record_results(root: Path, **results) -> Manifest:
     """
     manifest = read_manifest(root)
     manifest.results.update(results)
-    atomic.write_text(Path(root) / MANIFEST, json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    atomic.write_text(Path(root) / MANIFEST, strict_json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
     return manifest
 
 

@@ -51,14 +51,14 @@ class VerifyReport:
         return bool(self.rows) and all(row.ok for row in self.rows)
 
     def table(self) -> str:
-        lines = [f"{'format':7} {'runtime':10} {'backend':8} {'max|diff|':>11} {'tol':>9} "
-                 f"{'load ms':>8} {'first ms':>9} {'warm ms':>8}  result"]
-        for r in self.rows:
-            diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.3g}"
-            lines.append(f"{r.format:7} {r.runtime:10} {r.backend:8} {diff:>11} {r.tol:>9.3g} "
-                         f"{fmt_number(r.load_ms, 1):>8} {fmt_number(r.first_ms, 1):>9} {fmt_number(r.warm_ms, 1):>8}  "
-                         f"{'ok' if r.ok else 'FAIL' + (': ' + r.error if r.error else '')}")
-        return "\n".join(lines)
+        """An aligned text table, one line per format x runtime x backend."""
+        from srjs import tables
+
+        rows = [asdict(r) | {"ok": "ok" if r.ok else "FAIL" + (": " + r.error if r.error else "")}
+                for r in self.rows]
+        number = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731  (tolerances span decades)
+        return tables.render(rows, ("format", "runtime", "backend", "max_abs_diff", "tol", "load_ms", "first_ms",
+                                    "warm_ms", "ok"), cells={"max_abs_diff": number, "tol": number})
 
 
 def verify_inputs(value_max: float, shapes=((20, 28),)) -> list[np.ndarray]:

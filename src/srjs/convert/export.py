@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from srjs import atomic
+from srjs import atomic, strict_json
 from srjs.convert.patch import patch_model_json
 from srjs.tf import keras, tf
 
@@ -138,7 +138,7 @@ def _canonical_graph_json(data: dict) -> dict:
 def _write_json(path: Path, data: dict) -> None:
     # Insertion order is the converter's (itself fixed), so no sort: tfjs readers and humans
     # expect format/generatedBy/... first.
-    path.write_text(json.dumps(data))
+    path.write_text(strict_json.dumps(data))
 
 
 def _atomic_dir(target: Path):

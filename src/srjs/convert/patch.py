@@ -10,12 +10,11 @@ change, and `validate_weights_manifest` proves the shards still match the topolo
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srjs import atomic, tfjs_weights
+from srjs import atomic, strict_json, tfjs_weights
 from srjs.convert import lambda_code
 from srjs.errors import BadInput
 
@@ -202,7 +201,7 @@ def _fix_io_list(cfg: dict, key: str, changes: list[str]) -> None:
     value = cfg.get(key)
     if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
         cfg[key] = [value]  # Keras 3 writes a single input/output unwrapped
-        changes.append(f"model: {key} {json.dumps(value)} -> {json.dumps(cfg[key])}")
+        changes.append(f"model: {key} {strict_json.dumps(value)} -> {strict_json.dumps(cfg[key])}")
     elif isinstance(value, dict):
         raise BadInput(f"model: {key} is a dict (named inputs); tfjs-layers needs a list")
 
@@ -435,7 +434,7 @@ def patch_file(path: Path, out: Path | None = None, *, check: bool = False,
             for shard in group.get("paths") or []:  # both ends checked by _check_manifest's rules
                 atomic.copy_file(tfjs_weights.resolve_inside(path.parent, shard, str(path)),
                                  tfjs_weights.resolve_inside(target.parent, shard, str(path)))
-    atomic.write_text(target, json.dumps(result.data))
+    atomic.write_text(target, strict_json.dumps(result.data))
     return result
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from srjs import modeldir, tfjs_weights
+from srjs import modeldir, strict_json, tfjs_weights
 from srjs.archs.srvgg import FIXED_PREFIX
 from srjs.errors import BadInput
 from srjs.optimize import calib as calibration
@@ -65,6 +66,11 @@ class Recipe:
         """BadInput for impossible requests, before anything is loaded or written."""
         if self.quantize is None and self.prune is None and self.cluster is None and self.prune_channels is None:
             raise BadInput("nothing to do: give --quantize, --prune, --prune-channels or --cluster")
+        for f in fields(self):  # nan passes every `<` test below, and inf is no budget or bound
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise BadInput(f"--{f.name.removesuffix('_s').replace('_', '-')} must be a finite number, "
+                               f"not {value}")
         if self.max_drop_db is not None and self.max_drop_db < 0:
             raise BadInput(f"--max-drop-db must be >= 0, got {self.max_drop_db}")
         if self.quantize == "auto" and self.max_drop_db is None and self.min_fidelity_db is None:
@@ -331,4 +337,4 @@ def _rewrite(folder: Path, encodings: dict[str, Encoding]) -> None:
             (folder / shard).unlink()
     tensors = [(name, array, encodings[name]) for name, array in values.items()]
     data["weightsManifest"] = tfjs_weights.write_weights(folder, tensors, shard_bytes=max(shard_bytes, 1))
-    path.write_text(json.dumps(data))
+    path.write_text(strict_json.dumps(data))

@@ -14,10 +14,10 @@ Graph models carry no custom layers and get no setup.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
+from srjs import strict_json
 from srjs.runtime import env
 
 # Where the modules sit inside the package; model paths are relative to these folders.
@@ -72,7 +72,7 @@ def _indent(text: str, spaces: int) -> str:
 
 def _object_literal(d: Definition, path_expr: str) -> str:
     """`{...}` for the definition: JSON body plus the computed path and setup."""
-    body = json.dumps(d.body(), indent=2)
+    body = strict_json.dumps(d.body(), indent=2)
     extra = [f'  "path": {path_expr},']
     if d.kind == "layers":
         extra.append('  "setup": (tf) => registerCustomLayers(tf),')

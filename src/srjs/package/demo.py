@@ -13,6 +13,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from srjs import strict_json
 from srjs.errors import BadInput
 from srjs.package.definitions import ESM_DIR, Definition
 from srjs.runtime import env
@@ -42,7 +43,7 @@ def write_demo(root: Path, defs: list[Definition]) -> None:
         (demo / name).write_bytes((page / name).read_bytes())
     lines = [f"import e{i} from '../{ESM_DIR}/{d.entry}.mjs';" for i, d in enumerate(defs)]
     lines.append("export default [")
-    lines += [f"  {{ entry: {json.dumps(d.entry)}, definition: e{i} }}," for i, d in enumerate(defs)]
+    lines += [f"  {{ entry: {strict_json.dumps(d.entry)}, definition: e{i} }}," for i, d in enumerate(defs)]
     lines.append("];\n")
     (demo / "entries.mjs").write_text("\n".join(lines))
 

@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 
 import srjs
-from srjs import atomic, modeldir
+from srjs import atomic, modeldir, strict_json
 from srjs.errors import BadInput
 from srjs.package import attribution, definitions, demo, readme
 from srjs.package.definitions import Definition
@@ -201,7 +201,7 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
             "sideEffects": False,
             "srjs": {"entries": {d.entry: {"kind": d.kind, "scale": d.scale} for d in defs}},
         }
-        _write(root, "package.json", json.dumps(package_json, indent=2) + "\n")
+        _write(root, "package.json", strict_json.dumps(package_json, indent=2) + "\n")
         index = {
             "schema": SCHEMA,
             "name": name,
@@ -214,5 +214,5 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
                                                              "sha256": modeldir.sha256_file(p)}
                       for p in sorted(root.rglob("*")) if p.is_file()},
         }
-        _write(root, MANIFEST, json.dumps(index, indent=2, sort_keys=True) + "\n")
+        _write(root, MANIFEST, strict_json.dumps(index, indent=2, sort_keys=True) + "\n")
     return Path(out)

@@ -16,6 +16,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterator
 
+from srjs import strict_json
 from srjs.errors import CheckFailed
 from srjs.runtime import env
 from srjs.runtime.jobs import check_backends, check_models, write_inputs
@@ -86,7 +87,7 @@ class BrowserSession:
                        "fn": fn, "arg": arg, "timeout_ms": int(timeout_s * 1000)}
             if self._proc.poll() is not None:
                 raise CheckFailed("browser harness is not running (closed or crashed)")
-            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.write(strict_json.dumps(request) + "\n")
             self._proc.stdin.flush()
             # The driver enforces timeout_s itself; the margin covers context start and close.
             while True:

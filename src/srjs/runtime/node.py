@@ -1,11 +1,11 @@
 """Run TF.js models in Node (js/harness/run-node.mjs): backends cpu and wasm."""
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from pathlib import Path
 
+from srjs import strict_json
 from srjs.runtime import env
 from srjs.runtime.jobs import check_backends, check_models, write_inputs
 from srjs.runtime.result import RunResult, collect
@@ -31,7 +31,7 @@ def run_node(models, inputs, backends=("cpu",), warm_runs: int = 3,
             "out_dir": str(out_dir),
             "warm_runs": int(warm_runs),
         }
-        (tmp / "job.json").write_text(json.dumps(job))
+        (tmp / "job.json").write_text(strict_json.dumps(job))
         try:
             done = subprocess.run([node, str(script), str(tmp / "job.json")], cwd=js,
                                   capture_output=True, text=True, timeout=timeout_s)
