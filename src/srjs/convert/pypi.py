@@ -20,13 +20,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from srjs.convert import archives
+from srjs.convert.archives import MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_TOTAL_BYTES
 from srjs.convert.npm import cache_root
 from srjs.errors import BadInput
 
 _SPEC = re.compile(r"^pypi:(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)@(?P<version>[A-Za-z0-9.+!_-]+)(?:/(?P<path>.*))?$")
-MAX_MEMBERS = 10_000
-MAX_MEMBER_BYTES = 2 << 30     # one unpacked file
-MAX_TOTAL_BYTES = 4 << 30      # the whole unpacked wheel
 _DONE = ".srjs-complete"       # marker written last inside the unpacked folder
 
 
@@ -98,6 +97,7 @@ def safe_unzip(archive: Path, dest: Path) -> None:
             for info in members:
                 _check_member(archive, info)
                 total += info.file_size
+            archives.check_layout(archive.name, [(i.filename, i.is_dir()) for i in members])
             if total > MAX_TOTAL_BYTES:
                 raise BadInput(f"'{archive.name}' unpacks to {total} bytes (limit {MAX_TOTAL_BYTES})")
             dest.mkdir(parents=True)

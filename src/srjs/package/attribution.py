@@ -7,7 +7,6 @@ would leak the build machine's layout, and srjs cannot know a local file's licen
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -53,7 +52,7 @@ def source_of(model_dir: Path, manifest: modeldir.Manifest | None = None) -> Sou
     if npm.is_npm_spec(path):
         spec = npm.parse_spec(path)
         root = npm.package_dir(spec.name, spec.version)
-        info = json.loads((root / "package.json").read_text())
+        info = npm.package_json(root, spec.label)  # only the fields read here, type-checked
         text = next(((root / n).read_text(errors="replace") for n in _LICENSE_NAMES if (root / n).is_file()), None)
         repo = info.get("repository")
         return Source(label=spec.label, sha256=sha, license=_text(info.get("license")),
