@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 
 import srjs
-from srjs import atomic, modeldir
+from srjs import atomic, modeldir, strict_json
 from srjs.errors import BadInput, CheckFailed
 
 BUILD_SCHEMA = "srjs.build/1"
@@ -181,7 +181,7 @@ def _check_recipe(table: dict, where: str) -> None:
 
 def _key(*parts) -> str:
     """16 hex digits of sha256 over the JSON of `parts` and the srjs version."""
-    text = json.dumps([srjs.__version__, *parts], sort_keys=True, default=str)
+    text = strict_json.dumps([srjs.__version__, *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -281,7 +281,7 @@ class _Steps:
         click.echo(f"[build] {step}: running ({key})")
         start = time.perf_counter()
         make()
-        atomic.write_text(keyfile, json.dumps({"key": key}) + "\n")
+        atomic.write_text(keyfile, strict_json.dumps({"key": key}) + "\n")
         click.echo(f"[build] {step}: done in {time.perf_counter() - start:.1f} s")
         self.log[step] = "ran"
         return True

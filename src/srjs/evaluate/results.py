@@ -6,7 +6,6 @@ come back as floats (`from_json`).
 """
 from __future__ import annotations
 
-import json
 import math
 import platform
 from dataclasses import asdict, dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import srjs
-from srjs import atomic
+from srjs import atomic, strict_json
 from srjs.errors import BadInput
 
 EVALUATE_SCHEMA = "srjs.evaluate/1"
@@ -36,7 +35,7 @@ def fmt_number(value, digits: int | None = None) -> str:
 
 def to_json(data) -> str:
     """Strict JSON text of dicts/lists/numbers (numpy scalars and non-finite floats handled)."""
-    return json.dumps(_strict(data), indent=1, sort_keys=False) + "\n"
+    return strict_json.dumps(_strict(data), indent=1, sort_keys=False) + "\n"
 
 
 def write_json(data, path: Path) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
-from srjs import atomic, modeldir
+from srjs import atomic, modeldir, strict_json
 from srjs.errors import BadInput
 from srjs.optimize.run import Recipe
 
@@ -300,7 +300,7 @@ def run_sweep(parent: Path, out: Path, planned: Sequence[Planned], *, dataset: s
     for stale in (EVAL_FILE, REPORT_FILE):
         (out / stale).unlink(missing_ok=True)
     shutil.rmtree(out / "report_files", ignore_errors=True)
-    atomic.write_text(out / SWEEP_FILE, json.dumps(
+    atomic.write_text(out / SWEEP_FILE, strict_json.dumps(
         {"schema": SCHEMA, "parent": str(parent), "complete": False,
          "variants": [{"name": p.name, "recipe": p.recipe.to_dict()} for p in planned]}, indent=2) + "\n")
     dirs = []
