@@ -170,10 +170,8 @@ def load_config(path: Path) -> Config:
 
 
 def _check_recipe(table: dict, where: str) -> None:
-    try:
-        from srjs.optimize.run import Recipe
-    except ImportError:  # optimize not installed in this tree: only the original is built
-        raise BadInput(f"{where}: variants need srjs.optimize, which this srjs lacks") from None
+    from srjs.optimize.recipe import Recipe  # light: a bad config fails before TensorFlow loads
+
     Recipe.from_dict(table, where)
 
 
@@ -231,6 +229,7 @@ class BuildResult:
     steps: dict[str, str]  # step -> ran | skipped
     package: Path | None
     report: dict[str, str]
+    bicubic_psnr_y: float | None = None  # the bicubic baseline's Y-PSNR on the same images, dB
 
     @property
     def ok(self) -> bool:
@@ -243,19 +242,41 @@ class BuildResult:
         return {"schema": BUILD_SCHEMA, "name": self.name, "srjs_version": srjs.__version__,
                 "ok": self.ok, "out": str(self.out), "package": str(self.package) if self.package else None,
                 "report": self.report, "steps": self.steps,
-                "variants": [asdict(v) | {"passed": v.passed} for v in self.variants]}
+                "variants": [asdict(v) | {"passed": v.passed} for v in self.variants],
+                "bicubic": None if self.bicubic_psnr_y is None else {
+                    "psnr_y": self.bicubic_psnr_y, "drop_db": self._drop(self.bicubic_psnr_y)}}
+
+    def _drop(self, psnr_y: float | None) -> float | None:
+        base = self.variants[0].psnr_y if self.variants else None
+        return None if psnr_y is None or base is None else round(base - psnr_y, 3) + 0.0
+
+    _COLUMNS = ("variant", "psnr_y", "drop_db", "fidelity_psnr_y", "gzip_bytes", "warm_ms", "verify_ok",
+                "gates", "packaged")
+
+    def _rows(self) -> list[dict]:
+        rows = [{"variant": v.name, "psnr_y": v.psnr_y, "drop_db": v.drop_db,
+                 "fidelity_psnr_y": v.fidelity_psnr_y, "gzip_bytes": v.gzip_bytes, "warm_ms": v.warm_ms,
+                 "verify_ok": "ok" if v.verify_ok else "FAIL",
+                 "gates": "ok" if v.passed else "; ".join(v.failed), "packaged": v.packaged}
+                for v in self.variants]
+        if self.bicubic_psnr_y is not None:  # the bar every model has to clear
+            rows.append({"variant": "bicubic", "psnr_y": self.bicubic_psnr_y,
+                         "drop_db": self._drop(self.bicubic_psnr_y)})
+        return rows
 
     def markdown(self) -> str:
-        from srjs.evaluate.results import fmt_number as f
+        """The summary as a Markdown table (build.md, GITHUB_STEP_SUMMARY)."""
+        from srjs import tables
 
-        lines = [f"### srjs build: {self.name} ({'passed' if self.ok else 'FAILED'})", "",
-                 "| variant | Y-PSNR dB | drop dB | fidelity dB | gzip bytes | warm ms | verify | gates | packaged |",
-                 "|---|---|---|---|---|---|---|---|---|"]
-        for v in self.variants:
-            lines.append(f"| {v.name} | {f(v.psnr_y, 2)} | {f(v.drop_db, 3)} | {f(v.fidelity_psnr_y, 2)} | "
-                         f"{f(v.gzip_bytes)} | {f(v.warm_ms, 1)} | {'ok' if v.verify_ok else 'FAIL'} | "
-                         f"{'ok' if v.passed else '; '.join(v.failed)} | {'yes' if v.packaged else 'no'} |")
-        return "\n".join(lines) + "\n"
+        return (f"### srjs build: {self.name} ({'passed' if self.ok else 'FAILED'})\n\n"
+                + tables.render(self._rows(), self._COLUMNS, markdown=True) + "\n")
+
+    def text(self) -> str:
+        """The summary as an aligned terminal table with a one-line key under it."""
+        from srjs import tables
+
+        return (f"srjs build: {self.name} ({'passed' if self.ok else 'FAILED'})\n"
+                + tables.render(self._rows(), self._COLUMNS) + "\n" + tables.key_line(self._COLUMNS) + "\n")
 
 
 class _Steps:
@@ -366,7 +387,9 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
 
     report = {kind: str(report_dir / f"report.{kind}") for kind in ("html", "md")}
     report["json"] = str(report_dir / "evaluate.json")
-    result = BuildResult(config.name, out, results, steps.log, package, report)
+    bicubic = [r["psnr_y"] for r in evaluation["rows"] if r.get("kind") == "bicubic"]
+    result = BuildResult(config.name, out, results, steps.log, package, report,
+                         bicubic_psnr_y=bicubic[0] if len(bicubic) == 1 else None)
     from srjs.evaluate.results import write_json as write_strict_json
 
     write_strict_json(result.to_dict(), out / "build.json")

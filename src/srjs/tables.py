@@ -142,11 +142,10 @@ def _numeric(text: str) -> bool:
 def key_line(columns: Sequence[str]) -> str:
     """One line saying what the less obvious columns mean, for under a terminal table."""
     explained = {
-        "drop_db": "drop dB: Y-PSNR lost vs the original (negative: better)",
-        "fidelity_psnr_y": "fidelity dB: Y-PSNR of the output vs the original's output (inf: identical)",
-        "payback_png": "payback: images until the model's gzip bytes are saved by sending LR instead of HR",
+        "drop_db": "drop dB: Y-PSNR below the original's (negative: above)",
+        "fidelity_psnr_y": "fidelity dB: output vs the original's output (inf: identical)",
+        "payback_png": "payback: images until the model's download is saved by sending LR",
         "seam_free_padding": "pad: seam-free tile padding, px",
-        "gzip_bytes": "gzip bytes: what a server sends",
     }
     parts = [explained[k] for k in columns if k in explained]
     return ("key: " + "; ".join(parts) + "; '-': not measured") if parts else ""

@@ -139,20 +139,19 @@ class Bench:
         return cls(**data)
 
     def summary(self) -> str:
-        """A fixed-width text table, one line per timing."""
-        head = (f"{'model':<28} {'runtime':<8} {'backend':<7} {'size':>5} {'tile':>5} {'pad':>4} "
-                f"{'tiles':>5} {'cold ms':>9} {'warm ms':>9} {'tiles/s':>8} {'overhead':>8} {'ideal':>6}")
-        lines = [head]
+        """An aligned text table, one line per timing (srjs.tables' vocabulary)."""
+        from srjs import tables
+
+        columns = ("model", "runtime", "backend", "size", "tile", "pad", "tiles", "cold_ms", "warm_ms",
+                   "tiles_per_s", "overhead", "ideal_overhead")
+        rows = []
         for t in self.timings:
-            if t.error:
-                lines.append(f"{t.model:<28} {t.runtime:<8} {t.backend:<7} {t.size:>5} {t.tile:>5} "
-                             f"{t.pad:>4}  error: {t.error}")
-                continue
-            lines.append(
-                f"{t.model:<28} {t.runtime:<8} {t.backend:<7} {t.size:>5} {t.tile or 'whole':>5} {t.pad:>4} "
-                f"{t.tiles:>5} {fmt_number(t.cold_ms, 1):>9} {fmt_number(t.warm_ms, 1):>9} {fmt_number(t.tiles_per_s, 1):>8} "
-                f"{fmt_number(t.overhead, 2):>8} {fmt_number(t.ideal_overhead, 2):>6}")
-        return "\n".join(lines)
+            row = asdict(t)
+            if t.error:  # the error takes the place of the numbers
+                row = {k: row[k] for k in ("model", "runtime", "backend", "size", "tile", "pad")}
+                row["tiles"] = f"error: {t.error}"
+            rows.append(row)
+        return tables.render(rows, columns, cells={"tile": lambda v: "whole" if v == 0 else str(v)})
 
 
 @dataclass
@@ -273,15 +272,28 @@ class Evaluation:
         data["latency"] = [Timing(**t) for t in data["latency"]]
         return cls(**data)
 
-    def summary(self) -> str:
-        """The main table as fixed-width text (what the CLI prints)."""
-        lines = [f"{'model':<30} {'x':>2} {'bytes':>10} {'gzip':>10} {'PSNR-Y':>7} {'SSIM-Y':>7} "
-                 f"{'fid dB':>7} {'warm ms':>8} {'pad':>4} {'payback':>8}"]
+    SUMMARY_COLUMNS = ("name", "scale", "bytes", "gzip_bytes", "psnr_y", "ssim_y", "drop_db",
+                       "fidelity_psnr_y", "warm_ms", "seam_free_padding", "payback_png")
+
+    def summary_rows(self) -> list[dict]:
+        """The rows the terminal table shows: each Row's fields plus drop_db against the first
+        model of its scale (for the bicubic row too: how far below the model bicubic is)."""
+        first = {}
         for r in self.rows:
-            lines.append(
-                f"{r.name:<30} {r.scale:>2} {fmt_number(r.bytes):>10} {fmt_number(r.gzip_bytes):>10} {r.psnr_y:>7.2f} "
-                f"{r.ssim_y:>7.4f} {fmt_number(r.fidelity_psnr_y, 2):>7} {fmt_number(r.warm_ms, 1):>8} "
-                f"{fmt_number(r.seam_free_padding):>4} {fmt_number(r.payback_png):>8}")
-        lines.append(f"{len(self.images)} image(s) from {self.dataset}; payback = images (PNG) until the "
-                     "model's gzip bytes are saved by sending LR instead of HR")
-        return "\n".join(lines)
+            if r.kind == "model":
+                first.setdefault(r.scale, r.psnr_y)
+        out = []
+        for r in self.rows:
+            base = first.get(r.scale)
+            drop = None if base is None else round(base - r.psnr_y, 3) + 0.0
+            out.append(asdict(r) | {"drop_db": drop})
+        return out
+
+    def summary(self) -> str:
+        """The main table as aligned text with a one-line key (what the CLI prints)."""
+        from srjs import tables
+
+        return "\n".join([
+            tables.render(self.summary_rows(), self.SUMMARY_COLUMNS),
+            tables.key_line(self.SUMMARY_COLUMNS),
+            f"{len(self.images)} image(s) from {self.dataset}"])

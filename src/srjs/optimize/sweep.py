@@ -74,21 +74,23 @@ class SweepResult:
                 "eval": EVAL_FILE, "report": REPORT_FILE, "rows": [asdict(r) for r in self.rows]}
 
     def table(self) -> str:
-        """Fixed-width text: one line per model, '*' marks the size-quality (Pareto) front."""
-        from srjs.evaluate.results import fmt_number as f
+        """Aligned text: one line per model, '*' marks the size-quality (Pareto) front."""
+        from dataclasses import asdict
+
+        from srjs import tables
 
         parent_gzip = self.rows[0].gzip_bytes
-        lines = [f"{'variant':<22} {'bytes':>10} {'gzip':>10} {'smaller':>7} {'PSNR-Y':>7} {'drop dB':>8} "
-                 f"{'fid dB':>7} {'warm ms':>8} {'front':>5}  recipe"]
+        rows = []
         for r in self.rows:
             ratio = parent_gzip / r.gzip_bytes if parent_gzip and r.gzip_bytes else None
             recipe = " ".join(f"{k}={v}" for k, v in r.recipe.items() if k != "calib") or "(parent)"
-            lines.append(f"{r.name:<22} {f(r.bytes):>10} {f(r.gzip_bytes):>10} "
-                         f"{(f'{ratio:.2f}x' if ratio else '-'):>7} {r.psnr_y:>7.2f} {f(r.drop_db, 3):>8} "
-                         f"{f(r.fidelity_psnr_y, 2):>7} {f(r.warm_ms, 1):>8} {'*' if r.pareto else '':>5}  {recipe}")
-        lines.append(f"drop and fidelity against the parent on evaluate's images; smaller = parent gzip / "
-                     f"gzip; report: {self.out / REPORT_FILE}")
-        return "\n".join(lines)
+            rows.append(asdict(r) | {"variant": r.name, "smaller": f"{ratio:.2f}x" if ratio else "-",
+                                     "front": "*" if r.pareto else "", "recipe": recipe})
+        columns = ("variant", "bytes", "gzip_bytes", "smaller", "psnr_y", "drop_db", "fidelity_psnr_y",
+                   "warm_ms", "front", "recipe")
+        return "\n".join([tables.render(rows, columns), tables.key_line(columns),
+                          f"drop and fidelity against the parent on evaluate's images; smaller = parent gzip / "
+                          f"gzip; report: {self.out / REPORT_FILE}"])
 
 
 # --- recipes -----------------------------------------------------------------------------
