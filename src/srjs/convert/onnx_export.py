@@ -1,0 +1,307 @@
+"""tf_keras model -> ONNX (a model dir's onnx/), translated layer by layer with the `onnx` package.
+
+Why not tf2onnx: it converts the TensorFlow graph (NHWC, with a transpose pass to clean up
+after itself) and lags TensorFlow releases; srjs models are built from a short allowlist of
+Keras layer classes (the convert gate refuses anything else), so a direct translation is
+small, exact and keeps the graph in ONNX's native NCHW with one transpose at each end.
+
+Conventions (recorded in the manifest by `write_onnx`): input "input" float32 NHWC
+[N, H, W, C] in the model dir's value range, output "output" float32 NHWC [N, H*s, W*s, C],
+the same tensors as the SavedModel's serving_default and the TF.js exports; N, H, W dynamic.
+A float16 export keeps that float32 interface and casts inside, so callers are the same.
+
+Channel order: srjs's PixelShuffle is TensorFlow's depth_to_space, channel (i*r + j)*C + c,
+which is ONNX DepthToSpace mode "DCR" (mode "CRD" is PyTorch's pixel_shuffle order);
+PixelUnshuffle is space_to_depth, ONNX SpaceToDepth (DCR's inverse).
+
+A new Keras layer class is supported by registering one function in `LAYERS`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from srjs.errors import BadInput
+from srjs.registry import Registry
+
+OPSET = 17  # onnxruntime-web 1.30 (wasm and WebGPU) and onnxruntime 1.32 run it fully
+IR_VERSION = 8  # the lowest IR that opset 17 allows: the widest range of runtimes load it
+INPUT, OUTPUT = "input", "output"
+ACTIVATIONS = ("float32", "float16")
+# NHWC axis of a Keras layer -> NCHW axis inside the graph
+_NCHW_AXIS = {1: 2, 2: 3, 3: 1, -1: 1, -2: 3, -3: 2}
+
+
+@dataclass
+class Graph:
+    """The ONNX graph being built: nodes and initializers in `dtype` (the activation type).
+
+    `weight(name, array)` adds a float initializer in the activation dtype (its storage
+    dtype may be float16 with float32 activations: a Cast follows, folded by runtimes at load).
+    """
+
+    activations: str = "float32"
+    weights: str = "float32"
+    nodes: list = field(default_factory=list)
+    initializers: list = field(default_factory=list)
+    _names: set = field(default_factory=set)
+
+    def unique(self, name: str) -> str:
+        base, k = name, 1
+        while name in self._names:
+            name, k = f"{base}_{k}", k + 1
+        self._names.add(name)
+        return name
+
+    def node(self, op: str, inputs: list[str], name: str, **attrs) -> str:
+        from onnx import helper
+
+        out = self.unique(name)
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def const(self, name: str, array, dtype: str) -> str:
+        """An initializer stored exactly as `dtype` (float32, float16 or int64)."""
+        from onnx import numpy_helper
+
+        name = self.unique(name)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, dtype=dtype), name))
+        return name
+
+    def weight(self, name: str, array) -> str:
+        """A float tensor in the activation dtype, stored as the weights dtype."""
+        if self.weights == self.activations:
+            return self.const(name, array, self.activations)
+        stored = self.const(name + "_" + self.weights, array, self.weights)
+        return self.node("Cast", [stored], name, to=_onnx_type(self.activations))
+
+
+LayerFn = Callable[[Graph, object, list[str]], str]
+LAYERS: Registry[LayerFn] = Registry("ONNX layer translation")
+
+
+def _onnx_type(dtype: str) -> int:
+    from onnx import TensorProto
+
+    return {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}[dtype]
+
+
+def layer_classes() -> list[str]:
+    """Keras layer class names the translator covers."""
+    return LAYERS.names()
+
+
+def unsupported(layer, why: str):
+    raise BadInput(f"ONNX export: layer '{layer.name}' ({type(layer).__name__}) {why}")
+
+
+def _activation(g: Graph, layer, name: str, x: str, what) -> str:
+    """Keras activation `what` (a name or function) applied to x."""
+    key = what if isinstance(what, str) else getattr(what, "__name__", str(what))
+    if key == "linear":
+        return x
+    ops = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+    if key in ops:
+        return g.node(ops[key], [x], name)
+    if key in ("swish", "silu"):
+        return g.node("Mul", [x, g.node("Sigmoid", [x], name + "_sigmoid")], name)
+    unsupported(layer, f"has activation '{key}' (known: linear, {', '.join(ops)}, swish)")
+
+
+def _same_pads(layer, kernel: tuple[int, int], strides: tuple[int, int], dilation: tuple[int, int]):
+    """ONNX pads [top, left, bottom, right] for Keras padding 'same'/'valid' at stride 1.
+
+    Keras 'same' at stride 1 pads (k_eff - 1) in total, the odd pixel at the bottom/right;
+    at larger strides the total depends on the input size, which a dynamic graph does not know.
+    """
+    if layer.padding == "valid":
+        return [0, 0, 0, 0]
+    if strides != (1, 1):
+        unsupported(layer, "uses padding 'same' with a stride above 1")
+    total = [(k - 1) * d for k, d in zip(kernel, dilation)]
+    return [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]
+
+
+def _conv(g: Graph, layer, x: str, kernel_oihw: np.ndarray, bias, group: int) -> str:
+    if layer.data_format != "channels_last":
+        unsupported(layer, "is not channels_last")
+    size = tuple(kernel_oihw.shape[2:])
+    strides, dilation = tuple(layer.strides), tuple(layer.dilation_rate)
+    inputs = [x, g.weight(f"{layer.name}/kernel", kernel_oihw)]
+    if bias is not None:
+        inputs.append(g.weight(f"{layer.name}/bias", bias))
+    y = g.node("Conv", inputs, layer.name, kernel_shape=list(size), strides=list(strides),
+               dilations=list(dilation), pads=_same_pads(layer, size, strides, dilation), group=group)
+    return _activation(g, layer, f"{layer.name}/activation", y, layer.activation)
+
+
+@LAYERS.register("Conv2D")
+def _conv2d(g: Graph, layer, xs: list[str]) -> str:
+    if layer.groups != 1:
+        unsupported(layer, f"has groups={layer.groups}")
+    kernel = layer.kernel.numpy().transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    return _conv(g, layer, xs[0], kernel, layer.bias.numpy() if layer.use_bias else None, 1)
+
+
+@LAYERS.register("DepthwiseConv2D")
+def _depthwise(g: Graph, layer, xs: list[str]) -> str:
+    kh, kw, c, mult = layer.depthwise_kernel.shape
+    # Keras output channel c*mult + m is ONNX group c's output m: the same order.
+    kernel = layer.depthwise_kernel.numpy().transpose(2, 3, 0, 1).reshape(c * mult, 1, kh, kw)
+    return _conv(g, layer, xs[0], kernel, layer.bias.numpy() if layer.use_bias else None, int(c))
+
+
+@LAYERS.register("ReLU")
+def _relu(g: Graph, layer, xs: list[str]) -> str:
+    if layer.max_value is not None or float(layer.threshold) != 0.0:
+        unsupported(layer, "has max_value or threshold (plain ReLU / LeakyReLU only)")
+    slope = float(layer.negative_slope)
+    if slope:
+        return g.node("LeakyRelu", xs, layer.name, alpha=slope)
+    return g.node("Relu", xs, layer.name)
+
+
+@LAYERS.register("LeakyReLU")
+def _leaky(g: Graph, layer, xs: list[str]) -> str:
+    return g.node("LeakyRelu", xs, layer.name, alpha=float(layer.alpha))
+
+
+@LAYERS.register("PReLU")
+def _prelu(g: Graph, layer, xs: list[str]) -> str:
+    alpha = layer.alpha.numpy()
+    if alpha.ndim != 3 or alpha.shape[:2] != (1, 1):
+        unsupported(layer, f"has alpha of shape {alpha.shape} (per-channel shared over H, W only)")
+    return g.node("PRelu", [xs[0], g.weight(f"{layer.name}/alpha", alpha.reshape(-1, 1, 1))], layer.name)
+
+
+@LAYERS.register("Activation")
+def _act(g: Graph, layer, xs: list[str]) -> str:
+    out = _activation(g, layer, layer.name, xs[0], layer.activation)
+    return out if out != xs[0] else g.node("Identity", xs, layer.name)
+
+
+@LAYERS.register("Add")
+def _add(g: Graph, layer, xs: list[str]) -> str:
+    out = xs[0]
+    for k, x in enumerate(xs[1:]):
+        out = g.node("Add", [out, x], layer.name if k == len(xs) - 2 else f"{layer.name}_{k}")
+    return out
+
+
+@LAYERS.register("Multiply")
+def _multiply(g: Graph, layer, xs: list[str]) -> str:
+    out = xs[0]
+    for k, x in enumerate(xs[1:]):
+        out = g.node("Mul", [out, x], layer.name if k == len(xs) - 2 else f"{layer.name}_{k}")
+    return out
+
+
+@LAYERS.register("Concatenate")
+def _concat(g: Graph, layer, xs: list[str]) -> str:
+    if layer.axis not in _NCHW_AXIS:
+        unsupported(layer, f"concatenates on axis {layer.axis}")
+    return g.node("Concat", xs, layer.name, axis=_NCHW_AXIS[layer.axis])
+
+
+@LAYERS.register("UpSampling2D")
+def _upsample(g: Graph, layer, xs: list[str]) -> str:
+    if layer.interpolation != "nearest":
+        unsupported(layer, f"interpolates '{layer.interpolation}' (nearest only)")
+    sh, sw = layer.size
+    scales = g.const(f"{layer.name}/scales", [1, 1, sh, sw], "float32")
+    # asymmetric + floor: output pixel o reads input o // s, exactly Keras' nearest repeat
+    return g.node("Resize", [xs[0], "", scales], layer.name, mode="nearest",
+                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+@LAYERS.register("ZeroPadding2D")
+def _zero_pad(g: Graph, layer, xs: list[str]) -> str:
+    (top, bottom), (left, right) = layer.padding
+    pads = g.const(f"{layer.name}/pads", [0, 0, top, left, 0, 0, bottom, right], "int64")
+    return g.node("Pad", [xs[0], pads], layer.name, mode="constant")
+
+
+@LAYERS.register("PixelShuffle")
+def _pixel_shuffle(g: Graph, layer, xs: list[str]) -> str:
+    return g.node("DepthToSpace", xs, layer.name, blocksize=int(layer.scale), mode="DCR")
+
+
+@LAYERS.register("PixelUnshuffle")
+def _pixel_unshuffle(g: Graph, layer, xs: list[str]) -> str:
+    return g.node("SpaceToDepth", xs, layer.name, blocksize=int(layer.scale))
+
+
+@LAYERS.register("MultiplyBeta")
+def _beta(g: Graph, layer, xs: list[str]) -> str:
+    return g.node("Mul", [xs[0], g.const(f"{layer.name}/beta", float(layer.beta), g.activations)], layer.name)
+
+
+def _class_key(layer) -> str:
+    """Registry key of a layer: its class, or the srjs class it aliases (PixelShuffle4x)."""
+    for cls in type(layer).__mro__:
+        if cls.__name__ in LAYERS:
+            return cls.__name__
+    raise BadInput(f"ONNX export: layer '{layer.name}' is a {type(layer).__name__}, which srjs "
+                   f"cannot translate (known: {', '.join(layer_classes())})")
+
+
+def _kt_key(tensor) -> int:
+    return id(tensor)
+
+
+def to_onnx(model, *, activations: str = "float32", weights: str | None = None,
+            name: str | None = None):
+    """`model` (functional tf_keras) as an onnx.ModelProto with the module doc's conventions.
+
+    activations: the dtype the graph computes in (float32 or float16); weights: how weights are
+    stored (default: as the activations; float16 weights with float32 activations halve the
+    file and compute in float32). The interface stays float32 NHWC either way.
+    """
+    from onnx import TensorProto, checker, helper
+
+    weights = weights or activations
+    if activations not in ACTIVATIONS or weights not in ACTIVATIONS:
+        raise BadInput(f"ONNX export dtypes must be float32 or float16, not {activations}/{weights}")
+    if activations == "float16" and weights == "float32":
+        raise BadInput("ONNX export: float16 activations need float16 weights")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise BadInput(f"ONNX export: srjs models have one input and one output, not "
+                       f"{len(model.inputs)} and {len(model.outputs)}")
+    g = Graph(activations=activations, weights=weights)
+    g._names.update({INPUT, OUTPUT})
+    channels_in = int(model.inputs[0].shape[-1])
+    channels_out = int(model.outputs[0].shape[-1])
+
+    x = g.node("Transpose", [INPUT], "input_nchw", perm=[0, 3, 1, 2])
+    if activations != "float32":
+        x = g.node("Cast", [x], "input_cast", to=_onnx_type(activations))
+    names = {_kt_key(model.inputs[0]): x}
+    network_nodes = model._network_nodes  # tf_keras: the node keys that belong to this model
+    for layer in model.layers:  # tf_keras orders a functional model's layers by depth
+        if type(layer).__name__ == "InputLayer":
+            continue
+        nodes = [n for k, n in enumerate(layer.inbound_nodes)
+                 if f"{layer.name}_ib-{k}" in network_nodes]
+        if len(nodes) != 1:
+            unsupported(layer, f"is called {len(nodes)} times (shared layers are not supported)")
+        node = nodes[0]
+        translate = LAYERS.get(_class_key(layer))
+        inputs = [names[_kt_key(t)] for t in node.keras_inputs]
+        names[_kt_key(node.outputs)] = translate(g, layer, inputs)
+    y = names[_kt_key(model.outputs[0])]
+    if activations != "float32":
+        y = g.node("Cast", [y], "output_cast", to=TensorProto.FLOAT)
+    g.nodes.append(helper.make_node("Transpose", [y], [OUTPUT], name=OUTPUT, perm=[0, 2, 3, 1]))
+
+    graph = helper.make_graph(
+        g.nodes, name or model.name,
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", "H", "W", channels_in])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", "H_out", "W_out", channels_out])],
+        initializer=g.initializers,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="srjs", ir_version=IR_VERSION)
+    checker.check_model(proto)
+    return proto
