@@ -20,11 +20,14 @@ def keras_state(arch: str, params: dict) -> dict[str, np.ndarray]:
 
 
 CASES = {
-    "rrdbnet-x4": ("rrdbnet", dict(scale=4, num_feat=16, num_block=2, num_grow_ch=8, num_in_ch=3, num_out_ch=3),
+    "rrdbnet-x4": ("rrdbnet", dict(scale=4, num_feat=16, num_block=2, num_grow_ch=8, num_in_ch=3, num_out_ch=3,
+                                      unshuffle=1, plus=False),
                    lambda: state_dict_numpy(RRDBNet(3, 3, scale=4, num_feat=16, num_block=2, num_grow_ch=8))),
-    "rrdbnet-x2": ("rrdbnet", dict(scale=2, num_feat=16, num_block=2, num_grow_ch=8, num_in_ch=3, num_out_ch=3),
+    "rrdbnet-x2": ("rrdbnet", dict(scale=2, num_feat=16, num_block=2, num_grow_ch=8, num_in_ch=3, num_out_ch=3,
+                                      unshuffle=2, plus=False),
                    lambda: state_dict_numpy(RRDBNet(3, 3, scale=2, num_feat=16, num_block=2, num_grow_ch=8))),
-    "rrdbnet-x1": ("rrdbnet", dict(scale=1, num_feat=16, num_block=2, num_grow_ch=8, num_in_ch=3, num_out_ch=3),
+    "rrdbnet-x1": ("rrdbnet", dict(scale=1, num_feat=16, num_block=2, num_grow_ch=8, num_in_ch=3, num_out_ch=3,
+                                      unshuffle=4, plus=False),
                    lambda: state_dict_numpy(RRDBNet(3, 3, scale=1, num_feat=16, num_block=2, num_grow_ch=8))),
     "srvgg-x4": ("srvgg", dict(scale=4, num_feat=16, num_conv=4, act_type="prelu", num_in_ch=3, num_out_ch=3),
                  lambda: state_dict_numpy(SRVGGNetCompact(3, 3, num_feat=16, num_conv=4, upscale=4))),
@@ -35,7 +38,27 @@ CASES = {
                lambda: keras_state("rdn", dict(C=2, D=3, G=8, G0=16, scale=3))),
     "rrdn-x2": ("rrdn", dict(C=3, D=2, G=8, G0=16, T=2, scale=2),
                 lambda: keras_state("rrdn", dict(C=3, D=2, G=8, G0=16, T=2, scale=2))),
+    "span-x4": ("span", dict(scale=4, feature_channels=8, num_in_ch=3, num_out_ch=3, norm=True,
+                             img_range=255.0, rgb_mean=[0.4488, 0.4371, 0.4040]),
+                lambda: _spandrel_state("SPAN", num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=4)),
+    "plksr-x2": ("plksr", dict(scale=2, dim=8, n_blocks=2, ccm_type="CCM", kernel_size=5, use_ea=True,
+                               with_idt=False, lk_type="PLK", split_ratio=0.25),
+                 lambda: _spandrel_state("PLKSR", dim=8, n_blocks=2, upscaling_factor=2, kernel_size=5)),
+    "realplksr-x2": ("realplksr", dict(scale=2, dim=8, n_blocks=2, kernel_size=5, split_ratio=0.25, use_ea=True,
+                                       norm_groups=4, layer_norm=False),
+                     lambda: _spandrel_state("RealPLKSR", dim=8, n_blocks=2, upscaling_factor=2, kernel_size=5)),
 }
+
+
+def _spandrel_state(cls_name: str, **hyperparameters) -> dict[str, np.ndarray]:
+    from tests import spandrel_ref
+
+    return spandrel_ref.state_numpy(spandrel_ref.random_model(getattr(spandrel_ref.spandrel.architectures,
+                                                                      _SPANDREL_MODULES[cls_name]).__dict__[cls_name],
+                                                              **hyperparameters).state_dict())
+
+
+_SPANDREL_MODULES = {"SPAN": "SPAN", "PLKSR": "PLKSR", "RealPLKSR": "PLKSR"}
 
 
 @pytest.mark.parametrize("arch", ARCHS.names())
@@ -88,14 +111,19 @@ def test_isr_h5_spellings_are_accepted():
 def test_unknown_weights_and_names_are_bad_input():
     with pytest.raises(BadInput, match=r"first names: 'encoder\.weight', 'decoder\.bias'"):
         detect_arch({"encoder.weight": (3, 3), "decoder.bias": (3,)})
-    with pytest.raises(BadInput, match=r"unknown architecture 'swinir' \(known: rdn, rrdbnet, rrdn, srvgg\)"):
+    with pytest.raises(BadInput, match=r"unknown architecture 'swinir' \(known: plksr, rdn, realplksr, rrdbnet, rrdn, span, srvgg\)"):
         get_arch("swinir")
 
 
 def test_unsupported_channel_counts_are_bad_input():
-    state = state_dict_numpy(RRDBNet(1, 1, scale=4, num_feat=8, num_block=1, num_grow_ch=4))
-    with pytest.raises(BadInput, match="conv_first.weight takes 1 channels"):
-        detect_arch({k: v.shape for k, v in state.items()})
+    from srjs.convert.detect import build_model
+    from srjs.convert.sources import Checkpoint
+
+    gray = state_dict_numpy(RRDBNet(1, 1, scale=4, num_feat=8, num_block=1, num_grow_ch=4))
+    assert build_model(Checkpoint("pth", gray)).channels == 1  # grayscale is an image too
+    two = state_dict_numpy(RRDBNet(2, 2, scale=4, num_feat=8, num_block=1, num_grow_ch=4))
+    with pytest.raises(BadInput, match="takes 2 and gives 2 image channels"):
+        build_model(Checkpoint("pth", two))
 
 
 def test_value_range_conventions_live_in_the_registry():
@@ -103,4 +131,5 @@ def test_value_range_conventions_live_in_the_registry():
 
     # BasicSR families publish [0, 1]; ISR's differ between ISR and UpscalerJS, so convert probes
     assert {name: ARCHS.get(name).default_value_range for name in ARCHS.names()} == {
-        "rrdbnet": (0, 1), "srvgg": (0, 1), "rdn": None, "rrdn": None}
+        "rrdbnet": (0, 1), "srvgg": (0, 1), "rdn": None, "rrdn": None,
+        "span": (0, 1), "plksr": (0, 1), "realplksr": (0, 1)}

@@ -25,6 +25,7 @@ class ArchSpec:
     build(**params) -> keras.Model, input [N, H, W, 3] float32, output [N, H*scale, W*scale, 3].
     detect({weight name: shape}) -> params (always with 'scale') or None if not this family.
     load(model, {weight name: array}) assigns source weights, BadInput on any name/shape mismatch.
+    Families with other image channels take num_in_ch / num_out_ch params (1 gray, 4 RGBA).
     """
 
     name: str
@@ -34,6 +35,10 @@ class ArchSpec:
     build: Callable[..., keras.Model]
     detect: Callable[[dict[str, tuple]], dict | None]
     load: Callable[[keras.Model, dict[str, np.ndarray]], None]
+    # assumed(shapes, params) -> {param: why}: the params detect had to default because the
+    # weights cannot tell (Compact's relu vs leakyrelu). convert records them in the manifest
+    # (`arch_params_assumed`) and `--arch-param NAME=VALUE` overrides them.
+    assumed: Callable[[dict[str, tuple], dict], dict[str, str]] = lambda shapes, params: {}
 
 
 ARCHS: Registry[ArchSpec] = Registry("architecture")
@@ -86,28 +91,30 @@ def assign_weights(family: str, targets: dict[str, Target], weights: Mapping[str
     Checks run in model order (missing or mis-shaped), then unexpected extra names, so nothing
     is assigned unless the whole dict fits.
     """
-    for name, target in targets.items():
-        if name not in weights:
-            raise BadInput(
-                f"{family}: missing weight '{name}' (expected shape {target.source_shape})"
-            )
-        got = tuple(np.shape(weights[name]))
-        if got != tuple(target.source_shape):
-            raise BadInput(
-                f"{family}: weight '{name}' has shape {got}, expected {tuple(target.source_shape)}"
-            )
-    extra = [name for name in weights if name not in targets]
-    if extra:
-        raise BadInput(
-            f"{family}: unexpected weight '{extra[0]}' (shape {tuple(np.shape(weights[extra[0]]))})"
-            + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
-        )
+    check_weights(family, {name: t.source_shape for name, t in targets.items()}, weights)
     keras.backend.batch_set_value(
         [
             (t.variable, t.convert(np.asarray(weights[name], dtype=np.float32)))
             for name, t in targets.items()
         ]
     )
+
+
+def check_weights(family: str, expected: Mapping[str, tuple], weights: Mapping[str, np.ndarray]) -> None:
+    """BadInput naming the first missing or mis-shaped weight (in `expected`'s order), then the
+    first unexpected one; returns quietly only if `weights` has exactly these names and shapes."""
+    for name, shape in expected.items():
+        if name not in weights:
+            raise BadInput(f"{family}: missing weight '{name}' (expected shape {tuple(shape)})")
+        got = tuple(np.shape(weights[name]))
+        if got != tuple(shape):
+            raise BadInput(f"{family}: weight '{name}' has shape {got}, expected {tuple(shape)}")
+    extra = [name for name in weights if name not in expected]
+    if extra:
+        raise BadInput(
+            f"{family}: unexpected weight '{extra[0]}' (shape {tuple(np.shape(weights[extra[0]]))})"
+            + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
+        )
 
 
 def keras_weight_name(name: str) -> str:
@@ -147,10 +154,12 @@ def keras_named_loader(family: str) -> Callable[[keras.Model, Mapping[str, np.nd
 
 
 def _register_all() -> None:
-    from srjs.archs import rdn, rrdbnet, rrdn, srvgg
+    from srjs.archs import plksr, rdn, rrdbnet, rrdn, span, srvgg
 
-    for module in (rrdbnet, srvgg, rdn, rrdn):
-        ARCHS.register(module.SPEC.name)(module.SPEC)
+    # A module may hold several families (plksr: PLKSR and RealPLKSR) as SPECS.
+    for module in (rrdbnet, srvgg, rdn, rrdn, span, plksr):
+        for spec in getattr(module, "SPECS", None) or (module.SPEC,):
+            ARCHS.register(spec.name)(spec)
 
 
 _register_all()
