@@ -37,6 +37,9 @@ class Manifest:
     recipe: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)  # relative path -> {bytes, gzip_bytes, sha256}
+    channels: int = 3  # image channels in and out: 1 grayscale, 3 RGB, 4 RGBA
+    arch_params_assumed: dict = field(default_factory=dict)  # param -> why a default was taken
+    cost: dict = field(default_factory=dict)  # {params, conv_macs_per_pixel}, set on every write
     srjs_version: str = srjs.__version__
     schema: str = SCHEMA
 
@@ -73,19 +76,62 @@ def index_files(root: Path) -> dict:
 
 def write_manifest(root: Path, manifest: Manifest) -> Manifest:
     manifest.files = index_files(root)
-    (root / MANIFEST).write_text(strict_json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    (root / MANIFEST).write_text(_manifest_text(manifest))
     return manifest
 
 
+def _manifest_text(manifest: Manifest) -> str:
+    """manifest.json's text: strict JSON; measured results may be infinite (PSNR of identical
+    outputs), written as "inf" like evaluate's JSON and read back as floats."""
+    data = asdict(manifest)
+    data["results"] = strict_json.encode_non_finite(data["results"])
+    return strict_json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_LINEAGE = 64  # variants of variants; a longer chain of parents is a loop or a forgery
+
+
 def read_manifest(root: Path) -> Manifest:
+    """The model dir's manifest, checked against its schema (BadInput naming the field)."""
+    from srjs import manifest_schema, schema
+
     path = Path(root) / MANIFEST
     if not path.is_file():
         raise BadInput(f"'{root}' is not an srjs model dir (no {MANIFEST})")
     try:
-        data = json.loads(path.read_text())
-        return Manifest(**data)
-    except (ValueError, TypeError) as err:
-        raise BadInput(f"'{path}' is not a valid srjs manifest: {err}") from None
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BadInput(f"'{path}' is larger than {MAX_MANIFEST_BYTES} bytes; not an srjs manifest")
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise BadInput(f"'{path}' is not a valid srjs manifest: {first}") from None
+    schema.check(data, manifest_schema.manifest_spec(SCHEMA, Manifest), str(path))
+    return Manifest(**data | {"results": strict_json.decode_non_finite(data.get("results", {}))})
+
+
+def parent_dir(root: Path, manifest: Manifest) -> Path | None:
+    """The model dir a variant was made from (relative parents are taken from `root`), or None."""
+    if not manifest.parent:
+        return None
+    parent = Path(manifest.parent)
+    return parent if parent.is_absolute() else Path(root) / parent
+
+
+def lineage(root: Path) -> list[tuple[Path, Manifest]]:
+    """`root` and its ancestors that are model dirs, nearest first; BadInput on a loop."""
+    chain: list[tuple[Path, Manifest]] = []
+    seen: set[Path] = set()
+    here: Path | None = Path(root)
+    while here is not None and (here / MANIFEST).is_file():
+        key = here.resolve()
+        if key in seen or len(chain) >= MAX_LINEAGE:
+            raise BadInput(f"'{root}': its manifests' 'parent' entries form a loop (at '{here}')")
+        seen.add(key)
+        manifest = read_manifest(here)
+        chain.append((here, manifest))
+        here = parent_dir(here, manifest)
+    return chain
 
 
 def record_results(root: Path, **results) -> Manifest:
@@ -95,7 +141,7 @@ def record_results(root: Path, **results) -> Manifest:
     """
     manifest = read_manifest(root)
     manifest.results.update(results)
-    atomic.write_text(Path(root) / MANIFEST, strict_json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    atomic.write_text(Path(root) / MANIFEST, _manifest_text(manifest))
     return manifest
 
 

@@ -31,7 +31,8 @@ def fake_model_dir(root: Path, name: str, scale: int = 2, results: dict | None =
             (out / kind / shard).write_bytes(hashlib.sha256(f"{name}{kind}{i}".encode()).digest() * 64)
         (out / kind / "model.json").write_text(json.dumps({
             "format": fmt, "modelTopology": {"class_name": "Functional"},
-            "weightsManifest": [{"paths": shards, "weights": []}]}))
+            "weightsManifest": [{"paths": shards, "weights": [  # 2 x 2048 shard bytes
+                {"name": "w", "shape": [1024], "dtype": "float32"}]}]}))
     manifest = modeldir.Manifest(name=name, arch="srvgg", arch_params={"num_feat": 8, "scale": scale},
                                  scale=scale, value_range=[0, 1], results=results or {},
                                  source={"path": f"{SECRET}/{name}.pth", "format": "pth", "sha256": "ab" * 32})

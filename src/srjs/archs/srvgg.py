@@ -61,8 +61,10 @@ def build(
         x = _activation(act_type, num_feat, f"body__{2 * i + 1}")(x)
     last = 2 * num_conv + 2
     x = L.Conv2D(num_out_ch * shuffle * shuffle, 3, padding="same", name=f"body__{last}")(x)
-    x = PixelShuffle(shuffle, name="upsampler")(x)
-    base = L.UpSampling2D(shuffle, interpolation="nearest", name="base_upsample")(inp)
+    base = inp
+    if shuffle > 1:  # x1 (restoration) models: PyTorch's PixelShuffle(1) and nearest x1 are identities
+        x = PixelShuffle(shuffle, name="upsampler")(x)
+        base = L.UpSampling2D(shuffle, interpolation="nearest", name="base_upsample")(inp)
     out = L.Add(name="add_base")([x, base])
     fixed: list = []
     if shuffle != scale:
@@ -149,7 +151,8 @@ def torch_name(layer_name: str, suffix: str) -> str:
 
 
 def _targets(model: keras.Model) -> dict[str, Target]:
-    scale = model.get_layer("upsampler").scale
+    shuffles = [l for l in model.layers if l.name == "upsampler"]
+    scale = shuffles[0].scale if shuffles else 1
     learned = [l for l in model.layers if not l.name.startswith(FIXED_PREFIX)]
     last_conv = [l for l in learned if isinstance(l, L.Conv2D)][-1].name
     targets = {}
@@ -185,8 +188,10 @@ _NAME = re.compile(r"^body\.(\d+)\.(weight|bias)$")
 def detect(shapes: dict[str, tuple]) -> dict | None:
     """Params of an SRVGGNetCompact state dict, or None if the names are not SRVGG's.
 
-    act_type is 'prelu' when the activations carry weights; relu and leakyrelu have none and
-    cannot be told apart from weights, so 'relu' is returned and the caller may override it.
+    The last conv gives out_ch * scale^2 channels; like spandrel, srjs takes the first of
+    (input channels, 3, 4, 1) that leaves a square scale. act_type is 'prelu' when the
+    activations carry weights; relu and leakyrelu have none and cannot be told apart from
+    weights, so 'relu' is taken (see `assumed`) and --arch-param act_type=leakyrelu overrides.
     """
     matches = [_NAME.match(name) for name in shapes]
     if not shapes or not all(matches) or "body.0.weight" not in shapes:
@@ -194,22 +199,32 @@ def detect(shapes: dict[str, tuple]) -> dict | None:
     convs = sorted(int(m[1]) for m in matches if m[2] == "weight" and len(shapes[m[0]]) == 4)
     if convs != list(range(0, convs[-1] + 1, 2)) or len(convs) < 2:
         return None
-    num_feat, in_ch = shapes["body.0.weight"][:2]
-    out_ch = shapes[f"body.{convs[-1]}.weight"][0]
-    scale = math.isqrt(out_ch // 3)
-    if in_ch != 3 or 3 * scale * scale != out_ch:
-        raise BadInput(
-            f"srvgg: body.0.weight takes {in_ch} channels and body.{convs[-1]}.weight gives "
-            f"{out_ch}; srjs supports RGB in and 3*scale*scale channels before the shuffle"
-        )
+    num_feat, in_ch = (int(v) for v in shapes["body.0.weight"][:2])
+    packed = int(shapes[f"body.{convs[-1]}.weight"][0])
+    for out_ch in dict.fromkeys((in_ch, 3, 4, 1)):
+        scale = math.isqrt(packed // out_ch)
+        if packed % out_ch == 0 and scale * scale * out_ch == packed:
+            break
+    else:
+        raise BadInput(f"srvgg: body.{convs[-1]}.weight gives {packed} channels, not out_ch * scale^2 "
+                       "for 1, 3 or 4 output channels")
     return {
         "scale": scale,
-        "num_feat": int(num_feat),
+        "num_feat": num_feat,
         "num_conv": len(convs) - 2,
         "act_type": "prelu" if "body.1.weight" in shapes else "relu",
-        "num_in_ch": 3,
-        "num_out_ch": 3,
+        "num_in_ch": in_ch,
+        "num_out_ch": out_ch,
     }
 
 
-SPEC = ArchSpec(name="srvgg", default_value_range=(0, 1), build=build, detect=detect, load=load)
+def assumed(shapes: dict[str, tuple], params: dict) -> dict[str, str]:
+    """{'act_type': why} when the activations have no weights (relu or leakyrelu)."""
+    if params.get("act_type") == "prelu":
+        return {}
+    return {"act_type": "the activations carry no weights, so relu and leakyrelu (slope 0.1) look "
+                        "alike; 'relu' was taken (override: --arch-param act_type=leakyrelu)"}
+
+
+SPEC = ArchSpec(name="srvgg", default_value_range=(0, 1), build=build, detect=detect, load=load,
+                assumed=assumed)

@@ -7,13 +7,17 @@ their own architecture (arch 'keras'), loaded without executing any code from th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 from srjs.convert.sources import Checkpoint
 from srjs.errors import BadInput
 
 AUTO = "auto"
 FALLBACK_ARCH = "keras"
+
+
+IMAGE_CHANNELS = {1: "grayscale", 3: "RGB", 4: "RGBA"}
 
 
 @dataclass
@@ -23,10 +27,34 @@ class BuiltModel:
     scale: int
     model: object  # tf_keras Model
     default_value_range: tuple | None  # None: the family has no one convention
+    assumed: dict = field(default_factory=dict)  # {param: why a default was taken}
+    channels: int = 3  # image channels in and out (1, 3 or 4)
 
 
-def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None) -> BuiltModel:
-    """Build the tf_keras model for `ckpt` and load its weights (BadInput on any mismatch)."""
+def parse_arch_params(items) -> dict:
+    """['act_type=leakyrelu', 'img_range=255'] -> {'act_type': 'leakyrelu', 'img_range': 255}.
+
+    Values are read as JSON (numbers, true/false) and else kept as strings.
+    """
+    out = {}
+    for item in items or ():
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise BadInput(f"--arch-param takes NAME=VALUE, not '{item}'")
+        try:
+            out[name.strip()] = json.loads(value)
+        except ValueError:
+            out[name.strip()] = value
+    return out
+
+
+def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None,
+                arch_params: dict | None = None) -> BuiltModel:
+    """Build the tf_keras model for `ckpt` and load its weights (BadInput on any mismatch).
+
+    arch_params override detected (or assumed) params by name; a name the family's detection
+    does not produce is refused.
+    """
     from srjs.archs import get_arch
 
     shapes = {name: tuple(array.shape) for name, array in ckpt.weights.items()}
@@ -43,22 +71,44 @@ def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None) ->
             other = _detect_any(shapes)
             hint = f"; its weights look like '{other[0]}'" if other else ""
             raise BadInput(f"checkpoint is not a '{wanted}' model: weight '{first}' does not fit{hint}")
+    spec = get_arch(wanted)
+    assumed = dict(spec.assumed(shapes, params))
     params = {**params, **ckpt.hints.get("arch_params", {})}
+    for name, value in (arch_params or {}).items():
+        if name not in params:
+            raise BadInput(f"--arch-param {name}: '{wanted}' has no such parameter "
+                           f"(it has: {', '.join(sorted(params))})")
+        params[name] = value
+        assumed.pop(name, None)
     if scale is not None:
         params["scale"] = int(scale)
-    spec = get_arch(wanted)
     model = spec.build(**params)
     spec.load(model, ckpt.weights)  # names the first missing / unexpected / mis-shaped weight
-    return BuiltModel(wanted, params, int(params["scale"]), model, spec.default_value_range)
+    channels = image_channels(model, wanted)
+    return BuiltModel(wanted, params, int(params["scale"]), model, spec.default_value_range,
+                      assumed, channels)
+
+
+def image_channels(model, arch: str) -> int:
+    """The image channels `model` takes and gives; BadInput unless both are 1, 3 or 4 and equal."""
+    got_in, got_out = int(model.input_shape[-1]), int(model.output_shape[-1])
+    if got_in != got_out or got_in not in IMAGE_CHANNELS:
+        raise BadInput(f"{arch}: the model takes {got_in} and gives {got_out} image channels; srjs "
+                       "converts models whose input and output are both grayscale (1), RGB (3) or RGBA (4)")
+    return got_in
 
 
 def _detect_any(shapes: dict) -> tuple[str, dict] | None:
+    """The family that recognises `shapes`, None if none does (a family's own BadInput, e.g.
+    an impossible scale, passes through: it knows its weights better than the fallback)."""
     from srjs.archs import detect_arch
 
     try:
         return detect_arch(shapes)
-    except BadInput:
-        return None
+    except BadInput as err:
+        if "no known architecture" in err.message:
+            return None
+        raise
 
 
 def _fallback(ckpt: Checkpoint, scale: int | None) -> BuiltModel:

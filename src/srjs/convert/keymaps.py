@@ -7,11 +7,18 @@ Three layouts of the same network circulate:
   shortcut around ``sub`` (the RRDB blocks ``sub.0..nb-1``, each conv wrapped in a Sequential,
   hence ``.0``; then the trunk conv ``sub.nb``), and after it every upsampler contributes
   (upsample, conv, lrelu), followed by (HR conv, lrelu, last conv). For x4 the convs are
-  ``model.3, model.6`` (upsampling), ``model.8`` (HR) and ``model.10`` (last).
-- ``new``: ESRGAN's RRDBNet_arch.py after 2019 (``RRDB_trunk``, ``trunk_conv``, ``upconv1``,
-  ``HRconv``), the names its transer_RRDB_models.py converts ``old`` into.
+  ``model.3, model.6`` (upsampling), ``model.8`` (HR) and ``model.10`` (last); x1 has none
+  (``model.2``, ``model.4``), x8 three. ESRGAN+ blocks add a bias-free 1x1 conv per dense block,
+  ``model.1.sub.N.RDBk.conv1x1.weight``.
+- ``new``: ESRGAN's RRDBNet_arch.py after 2019 and BSRGAN / RealSR (``RRDB_trunk``,
+  ``trunk_conv``, ``upconv1..n``, ``HRconv``), the names its transer_RRDB_models.py converts
+  ``old`` into.
 - ``basicsr``: BasicSR / Real-ESRGAN ``RRDBNet`` (``body.N.rdbK.convJ``, ``conv_body``,
-  ``conv_up1``, ``conv_up2``, ``conv_hr``), the canonical names the srjs builders load.
+  ``conv_up1..n``, ``conv_hr``), the canonical names the srjs builders load (ESRGAN+'s extra
+  conv: ``body.N.rdbK.conv1x1``).
+
+Before any renaming, training wrappers' common prefixes (``module.`` from DataParallel,
+``netG.`` from BasicSR-style GAN trainers) are stripped, as spandrel's canonicalize does.
 
 Keys that a layout does not know are kept unchanged, so that the architecture loader can
 name them instead of silently dropping weights.
@@ -28,16 +35,13 @@ Layout = Literal["old", "new", "basicsr"]
 V = TypeVar("V")
 
 _OLD_RDB = re.compile(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$")
+_OLD_PLUS = re.compile(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv1x1\.weight$")  # ESRGAN+
 _OLD_TRUNK = re.compile(r"model\.1\.sub\.(\d+)\.(weight|bias)$")
 _OLD_TOP = re.compile(r"model\.(\d+)\.(weight|bias)$")
 _NEW_RDB = re.compile(r"RRDB_trunk\.(\d+)\.RDB(\d)\.conv(\d)\.(weight|bias)$")
-_NEW_RENAMES = {
-    "trunk_conv": "conv_body",
-    "upconv1": "conv_up1",
-    "upconv2": "conv_up2",
-    "upconv3": "conv_up3",
-    "HRconv": "conv_hr",
-}
+_NEW_RENAMES = {"trunk_conv": "conv_body", "HRconv": "conv_hr"}
+_NEW_UPCONV = re.compile(r"upconv(\d+)$")  # upconv1..n -> conv_up1..n
+_WRAPPER_PREFIXES = ("module.", "netG.")
 _BASICSR_RDB = re.compile(r"body\.\d+\.rdb\d\.conv\d\.(weight|bias)$")
 
 
@@ -52,7 +56,7 @@ def _is_new(keys: set[str]) -> bool:
 
 
 def _is_old(keys: set[str]) -> bool:
-    return "model.0.weight" in keys and any(_OLD_RDB.match(k) for k in keys)
+    return "model.0.weight" in keys and any(_OLD_RDB.match(k) or _OLD_PLUS.match(k) for k in keys)
 
 
 def _old_names(keys: set[str]) -> dict[str, str]:
@@ -70,6 +74,8 @@ def _old_names(keys: set[str]) -> dict[str, str]:
         if m := _OLD_RDB.match(key):
             block, rdb, conv, param = m.groups()
             names[key] = f"body.{block}.rdb{rdb}.conv{conv}.{param}"
+        elif m := _OLD_PLUS.match(key):
+            names[key] = f"body.{m.group(1)}.rdb{m.group(2)}.conv1x1.weight"
         elif (m := _OLD_TRUNK.match(key)) and int(m.group(1)) == body_index:
             names[key] = f"conv_body.{m.group(2)}"
         elif m := _OLD_TOP.match(key):
@@ -89,8 +95,12 @@ def _new_names(keys: set[str]) -> dict[str, str]:
             names[key] = f"body.{block}.rdb{rdb}.conv{conv}.{param}"
         else:
             module, _, param = key.rpartition(".")
-            if module in _NEW_RENAMES and param in ("weight", "bias"):
+            if param not in ("weight", "bias"):
+                continue
+            if module in _NEW_RENAMES:
                 names[key] = f"{_NEW_RENAMES[module]}.{param}"
+            elif m := _NEW_UPCONV.match(module):
+                names[key] = f"conv_up{m.group(1)}.{param}"
     return names
 
 
@@ -122,9 +132,11 @@ def to_basicsr(state_dict: Mapping[str, V]) -> dict[str, V]:
     """A new dict with RRDBNet weights renamed to BasicSR keys; values are the same objects.
 
     Dicts already in BasicSR layout and dicts of other networks come back unchanged (as a
-    new dict). Keys a layout does not know stay as they are. Raises BadInput if a renamed key
+    new dict) but for wrapper prefixes every key shares (``module.``, ``netG.``), which are
+    dropped. Keys a layout does not know stay as they are. Raises BadInput if a renamed key
     would collide with a key already present.
     """
+    state_dict = strip_wrapper_prefixes(state_dict)
     key_set = set(state_dict)
     rule = next((r for r in _LAYOUTS if r.matches(key_set)), None)
     names = rule.names(key_set) if rule else {}
@@ -136,4 +148,16 @@ def to_basicsr(state_dict: Mapping[str, V]) -> dict[str, V]:
                 f"RRDBNet weights: '{key}' renames to '{new}', which the checkpoint already has"
             )
         out[new] = value
+    return out
+
+
+def strip_wrapper_prefixes(state_dict: Mapping[str, V]) -> dict[str, V]:
+    """`state_dict` without a `module.` / `netG.` prefix that every key carries (either order).
+
+    Only a prefix shared by all keys goes: a lone 'netG.x' among other names is a real name.
+    """
+    out = dict(state_dict)
+    for prefix in _WRAPPER_PREFIXES + _WRAPPER_PREFIXES:
+        if out and all(key.startswith(prefix) for key in out):
+            out = {key[len(prefix):]: value for key, value in out.items()}
     return out

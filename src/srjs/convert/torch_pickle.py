@@ -482,7 +482,9 @@ def read_torch_checkpoint(path: str | os.PathLike) -> Any:
         raise BadInput(f"cannot load '{name}': {detail}") from None
 
 
-_STATE_DICT_KEYS = ("params_ema", "params", "state_dict", "model")
+# The wrappers training scripts put around the weights (spandrel's canonicalize.py list);
+# BasicSR's EMA weights first, as the published ones.
+_STATE_DICT_KEYS = ("params_ema", "params-ema", "params", "model_state_dict", "state_dict", "model", "net")
 
 
 def _arrays(mapping: Mapping) -> dict[str, np.ndarray]:
@@ -499,11 +501,14 @@ def extract_state_dict(obj: Any) -> dict[str, np.ndarray]:
     """The weight dict inside a loaded checkpoint, keyed by parameter name.
 
     BasicSR training files hold `params_ema` (the EMA weights, preferred as the published
-    ones) and/or `params`; other repos use `state_dict` or `model`; plain state dicts are used
-    as they are. DataParallel's `module.` prefixes are stripped; non-array values are dropped.
+    ones) and/or `params`; other repos use `model_state_dict`, `state_dict`, `model` or `net`, or
+    one key of any name around the dict; plain state dicts are used as they are. DataParallel's
+    `module.` prefixes are stripped; non-array values are dropped.
     Raises BadInput if no tensors are found.
     """
     if isinstance(obj, Mapping):
+        if len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
+            obj = next(iter(obj.values()))  # {'anything': state_dict}
         for key in _STATE_DICT_KEYS:
             inner = obj.get(key)
             if isinstance(inner, Mapping):

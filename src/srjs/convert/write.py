@@ -33,8 +33,17 @@ def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool =
                 export.export_graph(model, tmp / modeldir.TFJS_GRAPH_DIR, options)
         finish(tmp)
         step("manifest")
+        manifest.cost = model_cost(model)
         modeldir.write_manifest(tmp, manifest)
     return manifest
+
+
+def model_cost(model) -> dict:
+    """{'params': weights in the model, 'conv_macs_per_pixel': conv multiply-accumulates per
+    input pixel} (the fixed resize convs of ncnn x2/x3 included: they run too)."""
+    from srjs.optimize.channels import conv_macs, params
+
+    return {"params": params(model), "conv_macs_per_pixel": round(sum(conv_macs(model).values()), 1)}
 
 
 def save_keras(model, path: Path) -> None:

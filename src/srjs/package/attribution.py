@@ -41,12 +41,10 @@ def _text(value) -> str | None:
 def source_of(model_dir: Path, manifest: modeldir.Manifest | None = None) -> Source:
     """The weights' origin for a model dir (follows `parent` when the variant has no source)."""
     manifest = manifest or modeldir.read_manifest(model_dir)
+    if not (manifest.source or {}).get("path") and manifest.parent:
+        chain = modeldir.lineage(model_dir)  # BadInput on a loop of parents
+        manifest = next((m for _, m in chain if (m.source or {}).get("path")), chain[-1][1])
     src = dict(manifest.source or {})
-    if not src.get("path") and manifest.parent:
-        parent = (Path(model_dir) / manifest.parent) if not Path(manifest.parent).is_absolute() \
-            else Path(manifest.parent)
-        if (parent / modeldir.MANIFEST).is_file():
-            return source_of(parent)
     path = str(src.get("path") or "")
     sha = src.get("sha256")
     if npm.is_npm_spec(path):

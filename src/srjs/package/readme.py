@@ -24,10 +24,30 @@ class EntryFacts:
     quality: dict = field(default_factory=dict)  # psnr_y, ssim_y, fidelity_psnr_y, warm_ms, dataset
 
 
+_QUALITY_KEYS = ("psnr_y", "ssim_y", "fidelity_psnr_y", "warm_ms")
+
+
+def check_report(report) -> None:
+    """BadInput (exit 2) unless `report` has the shape of an `srjs evaluate --json` document in
+    the fields read here: rows of {kind, name, path, quality numbers}, and the dataset name."""
+    from srjs import schema as s
+    from srjs.evaluate.results import EVALUATE_SCHEMA
+
+    # to_json writes inf/nan as strings (identical outputs have infinite PSNR)
+    measured = s.optional(s.any_of(s.number, s.equals("inf", "-inf", "nan"), expected="a number"))
+    row = s.fields({"kind": s.string(max_len=64)},
+                   {"name": s.optional(s.string(max_len=1000)), "path": s.optional(s.string(max_len=4096)),
+                    **{k: measured for k in _QUALITY_KEYS}}, extra=s.json_value)
+    spec = s.fields({"rows": s.list_of(row, max_len=10_000)},
+                    {"schema": s.equals(EVALUATE_SCHEMA), "dataset": s.optional(s.string(max_len=4096))},
+                    extra=s.json_value)
+    s.check(report, spec, "report")
+
+
 def quality_from(report: dict | None, model_dir: Path, name: str, results: dict) -> dict:
     """Quality numbers for one model dir: an evaluate row if `report` has one, else
     manifest.results['quality'] (a dict with the same keys), else {}."""
-    keys = ("psnr_y", "ssim_y", "fidelity_psnr_y", "warm_ms")
+    keys = _QUALITY_KEYS
     rows = [r for r in (report or {}).get("rows", []) if r.get("kind") == "model"]
     here = Path(model_dir).resolve()
     row = next((r for r in rows if r.get("path") and Path(r["path"]).resolve() == here), None)

@@ -18,13 +18,12 @@ so two runs give byte-identical folders.
 from __future__ import annotations
 
 import gzip
-import json
 import re
 import shutil
 from pathlib import Path
 
 import srjs
-from srjs import atomic, modeldir, strict_json
+from srjs import atomic, modeldir, strict_json, tfjs_weights
 from srjs.errors import BadInput
 from srjs.package import attribution, definitions, demo, readme
 from srjs.package.definitions import Definition
@@ -75,18 +74,24 @@ def _meta(manifest: modeldir.Manifest) -> dict:
 
 
 def _model_files(folder: Path) -> list[str]:
-    """model.json plus the shards its weightsManifest names (plain file names only)."""
+    """model.json plus the shards its weightsManifest names: plain files directly in `folder`,
+    no symbolic links (a link would ship whatever it points at, e.g. a file from the build
+    machine), and each group's shards exactly as many bytes as its weights need."""
     model_json = folder / "model.json"
+    if folder.is_symlink():
+        raise BadInput(f"'{folder}' is a symbolic link; srjs packages only a model dir's own files")
     if not model_json.is_file():
         raise BadInput(f"'{folder}' has no model.json; convert with the TF.js exports (not --no-tfjs)")
-    try:
-        groups = json.loads(model_json.read_text())["weightsManifest"]
-        paths = [p for g in groups for p in g["paths"]]
-    except (ValueError, KeyError, TypeError) as err:
-        raise BadInput(f"'{model_json}' is not a TF.js model.json: {err}") from None
+    data = tfjs_weights.read_model_json(model_json)
+    paths = [p for g in tfjs_weights.manifest_groups(data, str(model_json)) for p in g.get("paths") or []]
     for p in paths:
-        if not _SHARD_NAME.match(p) or p in (".", "..") or not (folder / p).is_file():
-            raise BadInput(f"'{model_json}' names weight file '{p}', which is not a file beside it")
+        if not isinstance(p, str) or not _SHARD_NAME.match(p) or p in (".", "..") or not (folder / p).exists():
+            raise BadInput(f"'{model_json}' names weight file {p!r}, which is not a file beside it")
+    for name in ("model.json", *paths):
+        if (folder / name).is_symlink() or not (folder / name).is_file():
+            raise BadInput(f"'{folder / name}' is a symbolic link or not a plain file; srjs packages only "
+                           "a model dir's own files")
+    tfjs_weights.check_shards(data, folder, str(model_json))  # sizes against the weights manifest
     return ["model.json", *paths]
 
 
@@ -139,6 +144,8 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
     """
     check_name(name)
     check_version(version)
+    if report is not None:
+        readme.check_report(report)
     if not model_dirs:
         raise BadInput("give at least one model dir to package")
     kinds = tuple(k for k in EXPORTS if k in exports)
