@@ -1,6 +1,7 @@
 """Reading and writing images and raw .npy arrays for `srjs upscale`."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -14,21 +15,63 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 def read_input(path: Path, value_max: float) -> np.ndarray:
     """HxWx3 float32 in the model's value range. `.npy` files are taken as they are."""
+    return read_image(path, value_max)[0]
+
+
+def read_image(path: Path, value_max: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """(HxWx3 float32 in [0, value_max], HxW uint8 alpha or None) of an image or `.npy` file.
+
+    8- and 16-bit samples are scaled by value_max / 255 or / 65535; the EXIF orientation is
+    applied. `.npy` files are taken as they are (already in the model's range, no alpha).
+    """
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"'{path}' does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise BadInput(f"'{path}' is not a plain .npy array: {err}") from None
-        if array.ndim != 3 or array.shape[-1] != 3:
-            raise BadInput(f"'{path}' has shape {array.shape}; expected HxWx3")
-        return array.astype(np.float32)
+        return read_npy(path), None
     if suffix not in IMAGE_SUFFIXES:
         raise BadInput(f"'{path}': unsupported image type '{suffix}' (png, jpg, webp, bmp, tiff, npy)")
-    return read_rgb8(path).astype(np.float32) * (value_max / 255.0)
+    from srjs.image_decode import decode
+
+    rgb, alpha, peak = decode(path, max_pixels(), f"; raise it with {MAX_PIXELS_ENV}=N if you trust the file")
+    image = rgb.astype(np.float32) * (value_max / peak)
+    return image, None if alpha is None else to_uint8(alpha * (255.0 / peak))
+
+
+# .npy inputs: real numbers only (no strings, objects, complex, dates or records)
+NPY_KINDS = {"b": "bool", "i": "signed int", "u": "unsigned int", "f": "float"}
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """An HxWx3 .npy array as float32, checked from its header before the data is read."""
+    from numpy.lib import format as npy
+
+    try:
+        with open(path, "rb") as handle:
+            version = npy.read_magic(handle)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"format version {version[0]}.{version[1]} (srjs reads 1.0 and 2.0)")
+            reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = reader(handle)
+            offset = handle.tell()
+    except (ValueError, EOFError, SyntaxError, OSError) as err:  # EOFError: empty; click reads it as Ctrl-D
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise BadInput(f"'{path}' is not a plain .npy array: {first[:200]}") from None
+    if dtype.kind not in NPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise BadInput(f"'{path}' holds {dtype} values; srjs reads {', '.join(NPY_KINDS.values())} arrays")
+    if len(shape) != 3 or shape[-1] != 3 or min(shape) < 1:
+        raise BadInput(f"'{path}' has shape {tuple(shape)}; expected HxWx3 with H, W >= 1")
+    if shape[0] * shape[1] > max_pixels():
+        raise BadInput(f"'{path}' is {shape[1]}x{shape[0]} = {shape[0] * shape[1]} pixels, over the limit of "
+                       f"{max_pixels()}; raise it with {MAX_PIXELS_ENV}=N if you trust the file")
+    expected = offset + math.prod(shape) * dtype.itemsize
+    if path.stat().st_size != expected:
+        raise BadInput(f"'{path}' is {path.stat().st_size} bytes; its header says {expected} (truncated or padded)")
+    array = np.load(path, allow_pickle=False).astype(np.float32)
+    if not np.isfinite(array).all():
+        raise BadInput(f"'{path}' holds NaN or infinite values (or values past float32's range)")
+    return array
 
 
 # PIL's own bomb threshold (2 * Image.MAX_IMAGE_PIXELS): a 30000x30000 PNG is a few MB on
@@ -51,40 +94,14 @@ def max_pixels() -> int:
     return value
 
 
-def _read_pil(path: Path, mode: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    limit = max_pixels()
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # srjs checks the declared size itself, against its own limit
-    try:
-        with Image.open(path) as image:
-            width, height = image.size  # from the header: nothing decoded yet
-            if width * height > limit:
-                raise BadInput(f"'{path}' is {width}x{height} = {width * height} pixels, over the limit of "
-                               f"{limit}; raise it with {MAX_PIXELS_ENV}=N if you trust the file")
-            return np.asarray(image.convert(mode))
-    except (UnidentifiedImageError, OSError) as err:
-        raise BadInput(f"cannot read image '{path}': {err}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-
-
 def read_rgb8(path: Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 (grey replicated, alpha dropped)."""
-    return _read_pil(path, "RGB")
+    """An image file as HxWx3 uint8 (grey replicated, alpha dropped, 16-bit rounded to 8)."""
+    return to_uint8(read_image(path, 255.0)[0])
 
 
 def read_alpha8(path: Path) -> np.ndarray | None:
     """The alpha channel of an image file as HxW uint8, or None when it has none (or is .npy)."""
-    path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        return None
-    from PIL import Image
-
-    with Image.open(path) as image:  # header only; read_rgb8 already checked size and format
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    return _read_pil(path, "RGBA")[..., 3] if has_alpha else None
+    return read_image(path, 1.0)[1]
 
 
 def upscale_alpha(alpha: np.ndarray, height: int, width: int) -> np.ndarray:
