@@ -153,11 +153,10 @@ def atomic_dir(out: Path):
 
 
 def load_keras(root: Path):
-    """The model dir's full Keras model, loaded with srjs's custom layers (no Lambda: safe_mode)."""
-    from srjs.archs import custom_objects
-    from srjs.tf import keras
+    """The model dir's full Keras model, after its config passed the allowlist gate."""
+    from srjs.convert import gate
 
     path = Path(root) / KERAS_FILE
     if not path.is_file():
         raise BadInput(f"'{root}' has no {KERAS_FILE}")
-    return keras.models.load_model(path, custom_objects=custom_objects(), compile=False, safe_mode=True)
+    return gate.load_keras_file(path)

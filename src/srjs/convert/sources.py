@@ -4,12 +4,11 @@ Every reader turns a file (or folder) into a `Checkpoint`: named numpy weights i
 own naming (BasicSR torch names for PyTorch files, Keras `layer/weight` names for Keras and
 TF.js files) plus, for formats that carry an architecture, a way to load that architecture as
 a fallback when no srjs family matches. Readers never execute code from the file: PyTorch
-pickles go through a restricted unpickler, Keras configs with Lambda layers (which carry
-Python bytecode) are refused before anything is deserialised.
+pickles go through a restricted unpickler, Keras configs pass `gate`'s allowlist of the
+classes srjs builds before anything is deserialised.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from srjs import tfjs_weights
+from srjs.convert import gate
 from srjs.errors import BadInput
 from srjs.registry import Registry
 
@@ -90,55 +90,24 @@ def _read_safetensors(path: Path) -> Checkpoint:
 
 # --- Keras files: `layer/weight`-named weights ------------------------------------------
 
-def _refuse_lambda(config, path: Path) -> None:
-    """BadInput if a Lambda layer (marshalled Python) hides anywhere in a Keras config.
-
-    Walks every nested dict and list, so wrappers (TimeDistributed, Bidirectional, tfmot's
-    prune/cluster wrappers: `config.layer`) and nested models are covered.
-    """
-    for node in _walk_config(config):
-        if node.get("class_name") == "Lambda":
-            name = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
-            raise BadInput(f"'{path}' contains Lambda layer '{name}' (serialised Python code); "
-                           "srjs does not load it")
-
-
-def _walk_config(value, depth: int = 0):
-    """Every dict inside a JSON-like value (depth-bounded: configs from files are untrusted)."""
-    if depth > 200:
-        raise BadInput("Keras config is nested deeper than 200 levels")
-    if isinstance(value, dict):
-        yield value
-        children = value.values()
-    elif isinstance(value, list):
-        children = value
-    else:
-        return
-    for child in children:
-        yield from _walk_config(child, depth + 1)
-
-
 @_reader("h5", _suffix(".h5", ".hdf5"))
 def _read_h5(path: Path) -> Checkpoint:
     import h5py
 
+    model_config = gate.h5_model_config(path)
+    if model_config is not None:
+        gate.check_config(model_config, path)
     try:
         with h5py.File(path, "r") as handle:
-            config = handle.attrs.get("model_config")
             group = handle["model_weights"] if "model_weights" in handle else handle
             weights = _h5_weights(group)
     except (OSError, KeyError, ValueError) as err:
         raise BadInput(f"'{path}' is not a readable Keras .h5 file: {_first_line(err)}") from None
     if not weights:
         raise BadInput(f"'{path}' holds no weights")
-    if config is None:  # weights only (e.g. idealo ISR checkpoints): the name may say the arch
+    if model_config is None:  # weights only (e.g. idealo ISR checkpoints): the name may say the arch
         return Checkpoint("h5-weights", weights, hints=isr_name_hints(path))
-    try:
-        model_config = json.loads(config)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadInput(f"'{path}' has an unreadable model_config: {_first_line(err)}") from None
-    _refuse_lambda(model_config, path)
-    return Checkpoint("h5", weights, load_original=lambda: _load_keras_file(path))
+    return Checkpoint("h5", weights, load_original=lambda: gate.load_keras_file(path))
 
 
 def _h5_weights(group) -> dict[str, np.ndarray]:
@@ -154,49 +123,14 @@ def _h5_weights(group) -> dict[str, np.ndarray]:
 
 @_reader("keras", _suffix(".keras"))
 def _read_keras(path: Path) -> Checkpoint:
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as err:
-        raise BadInput(f"'{path}' is not a readable .keras file: {_first_line(err)}") from None
-    _refuse_lambda(config, path)
-    model = _load_keras_file(path)
+    model = gate.load_keras_file(path)  # checks the config first
     return Checkpoint("keras", keras_layer_weights(model), load_original=lambda: model)
 
 
 @_reader("saved_model", lambda p: p.is_dir() and (p / "saved_model.pb").exists())
 def _read_saved_model(path: Path) -> Checkpoint:
-    if not (path / "keras_metadata.pb").exists():
-        raise BadInput(f"'{path}' is a SavedModel without Keras metadata; save it from Keras")
-    _refuse_lambda(_saved_model_keras_configs(path / "keras_metadata.pb"), path)
-    model = _load_keras_file(path)
+    model = gate.load_keras_file(path)  # checks the Keras metadata first
     return Checkpoint("saved_model", keras_layer_weights(model), load_original=lambda: model)
-
-
-def _saved_model_keras_configs(metadata: Path) -> list:
-    """The layer configs a SavedModel's keras_metadata.pb holds (one JSON string per node)."""
-    from srjs.tf import quiet_import
-
-    saved_metadata_pb2 = quiet_import("tf_keras.protobuf.saved_metadata_pb2")
-    proto = saved_metadata_pb2.SavedMetadata()
-    try:
-        proto.ParseFromString(metadata.read_bytes())
-        return [json.loads(node.metadata) for node in proto.nodes if node.metadata]
-    except Exception as err:  # protobuf's DecodeError, JSON errors: all mean "unreadable"
-        raise BadInput(f"'{metadata}' is not readable Keras metadata: {_first_line(err)}") from None
-
-
-def _load_keras_file(path: Path):
-    from srjs.archs import custom_objects
-    from srjs.tf import keras, keras_safe_mode
-
-    try:
-        with keras_safe_mode():  # .h5 and SavedModel loaders ignore safe_mode=True
-            return keras.models.load_model(path, custom_objects=custom_objects(), compile=False, safe_mode=True)
-    except Exception as err:  # Keras raises many types for broken files
-        raise BadInput(f"cannot load Keras model '{path}': {_first_line(err)}") from None
 
 
 def keras_layer_weights(model) -> dict[str, np.ndarray]:
@@ -216,20 +150,11 @@ def _read_tfjs_layers(path: Path) -> Checkpoint:
     if "modelTopology" not in data or "weightsManifest" not in data:
         raise BadInput(f"'{path}' is not a TF.js layers model.json")
     topology = data["modelTopology"]
-    _refuse_lambda(topology.get("model_config", topology), path)
+    gate.check_config(gate.tfjs_model_config(topology), path)
     return Checkpoint(
         "tfjs_layers", tfjs_weights.read_weights(path, data),
-        load_original=lambda: _load_tfjs_layers(path),
+        load_original=lambda: gate.load_tfjs_layers(path, topology),
     )
-
-
-def _load_tfjs_layers(path: Path):
-    from srjs.archs import custom_objects
-    from srjs.tf import keras, keras_safe_mode, quiet_import
-
-    tfjs = quiet_import("tensorflowjs")
-    with keras.utils.custom_object_scope(custom_objects()), keras_safe_mode():
-        return tfjs.converters.load_keras_model(str(path))
 
 
 # --- ncnn .param + .bin (realesrgan-ncnn-vulkan, Upscayl) -------------------------------
