@@ -18,6 +18,9 @@ const ARGS = [
   // WebGL without a GPU: ANGLE on SwiftShader (a float32-capable software rasterizer).
   '--use-angle=swiftshader',
   '--enable-unsafe-swiftshader',
+  // WebGPU without a GPU: Dawn on SwiftShader (no shader-f16); pages are on 127.0.0.1, a secure context.
+  '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader',
 ];
 
 function option(name) {

@@ -17,6 +17,7 @@ from srjs.evaluate import results
 from srjs.evaluate.results import fmt_number
 from srjs.runtime import kinds
 from srjs.errors import BadInput, CheckFailed
+from srjs.verify_onnx import ORT_RUNTIMES, onnx_rows
 
 SCHEMA = "srjs.verify/1"
 FORMATS = {"layers": modeldir.TFJS_LAYERS_DIR, "graph": modeldir.TFJS_GRAPH_DIR}
@@ -44,6 +45,7 @@ class VerifyReport:
     model_dir: str
     input_shapes: list
     rows: list[VerifyRow] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # 'format/runtime/backend: why' not runnable here
     schema: str = SCHEMA
 
     @property
@@ -94,6 +96,11 @@ def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None 
         if runtime == "upscalerjs":
             report.rows += [_upscalerjs_row(model_dir, manifest, inputs[0], references[0], backend)
                             for backend in chosen]
+            continue
+        if runtime in ORT_RUNTIMES:  # the onnx/ files, in onnxruntime-web
+            rows, skipped = onnx_rows(model_dir, runtime, chosen, inputs, rel_tol, warm_runs)
+            report.rows += rows
+            report.skipped += skipped
             continue
         for result in run_tfjs(models, inputs, runtime=runtime, backends=chosen, warm_runs=warm_runs):
             diff = None

@@ -107,7 +107,16 @@ def _activation(g: Graph, layer, name: str, x: str, what) -> str:
         return g.node(ops[key], [x], name)
     if key in ("swish", "silu"):
         return g.node("Mul", [x, g.node("Sigmoid", [x], name + "_sigmoid")], name)
-    unsupported(layer, f"has activation '{key}' (known: linear, {', '.join(ops)}, swish)")
+    if key == "gelu":  # Keras' default is the exact form, x/2 * (1 + erf(x/sqrt(2))); opset 17 has no Gelu
+        erf = g.node("Erf", [g.node("Mul", [x, g.const(name + "/rsqrt2", 2 ** -0.5, g.activations)],
+                                    name + "_scaled")], name + "_erf")
+        half = g.node("Mul", [x, g.const(name + "/half", 0.5, g.activations)], name + "_half")
+        return g.node("Mul", [half, g.node("Add", [erf, g.const(name + "/one", 1.0, g.activations)],
+                                           name + "_1p")], name)
+    if key == "mish":  # x * tanh(softplus(x))
+        soft = g.node("Tanh", [g.node("Softplus", [x], name + "_softplus")], name + "_tanh")
+        return g.node("Mul", [x, soft], name)
+    unsupported(layer, f"has activation '{key}' (known: linear, {', '.join(ops)}, swish, gelu, mish)")
 
 
 def _same_pads(layer, kernel: tuple[int, int], strides: tuple[int, int], dilation: tuple[int, int]):
@@ -221,6 +230,47 @@ def _zero_pad(g: Graph, layer, xs: list[str]) -> str:
     (top, bottom), (left, right) = layer.padding
     pads = g.const(f"{layer.name}/pads", [0, 0, top, left, 0, 0, bottom, right], "int64")
     return g.node("Pad", [xs[0], pads], layer.name, mode="constant")
+
+
+@LAYERS.register("LayerNormalization")
+def _layer_norm(g: Graph, layer, xs: list[str]) -> str:
+    """(x - mean) / sqrt(var + eps) * gamma + beta over Keras' axes (tf.nn.moments: biased var).
+
+    Built from ReduceMean: ONNX's LayerNormalization normalises trailing axes only, and channels
+    are not trailing in NCHW."""
+    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    if any(a not in _NCHW_AXIS for a in axes):
+        unsupported(layer, f"normalises over axes {axes}")
+    onnx_axes = sorted({_NCHW_AXIS[a] for a in axes})
+    n = layer.name
+    mean = g.node("ReduceMean", xs, n + "/mean", axes=onnx_axes, keepdims=1)
+    centred = g.node("Sub", [xs[0], mean], n + "/centred")
+    var = g.node("ReduceMean", [g.node("Mul", [centred, centred], n + "/sq")], n + "/var", axes=onnx_axes, keepdims=1)
+    std = g.node("Sqrt", [g.node("Add", [var, g.const(n + "/epsilon", float(layer.epsilon), g.activations)],
+                                 n + "/var_eps")], n + "/std")
+    y = g.node("Div", [centred, std], n + ("/normed" if layer.scale or layer.center else ""))
+    shape = [1, 1, 1, 1]
+    for a in axes:  # gamma/beta span the normalised axes, in NCHW order
+        shape[_NCHW_AXIS[a]] = -1
+    if layer.scale:
+        gamma = layer.gamma.numpy()
+        y = g.node("Mul", [y, g.weight(n + "/gamma", _nchw_param(gamma, axes))], n + ("/scaled" if layer.center else ""))
+    if layer.center:
+        y = g.node("Add", [y, g.weight(n + "/beta", _nchw_param(layer.beta.numpy(), axes))], n)
+    return y
+
+
+def _nchw_param(values: np.ndarray, axes) -> np.ndarray:
+    """A LayerNormalization parameter over NHWC `axes` as an NCHW-broadcastable array [1, C, H, W]."""
+    if list(axes) in ([-1], [3]):
+        return values.reshape(1, -1, 1, 1)
+    full = np.ones((1, 1, 1, 1) if values.ndim == 0 else (1,) * (4 - values.ndim) + values.shape, np.float32)
+    return (full * values).transpose(0, 3, 1, 2)
+
+
+@LAYERS.register("Dropout")
+def _dropout(g: Graph, layer, xs: list[str]) -> str:  # identity at inference
+    return g.node("Identity", xs, layer.name)
 
 
 @LAYERS.register("PixelShuffle")

@@ -36,6 +36,10 @@ KINDS: dict[str, RuntimeKind] = {k.name: k for k in (
                 frozenset({"verify", "bench"}), "TF.js 4.x in headless Chromium (WebGL on SwiftShader here)"),
     RuntimeKind("upscalerjs", ("cpu", "webgl"), ("cpu",), ("cpu",), frozenset({"verify"}),
                 "the layers export inside UpscalerJS 1.0.0 in headless Chromium"),
+    RuntimeKind("ort-node", ("wasm",), ("wasm",), ("wasm",), frozenset({"verify"}),
+                "onnxruntime-web 1.30 (wasm) in Node, on the model dir's onnx/ files"),
+    RuntimeKind("ort-browser", ("wasm", "webgpu"), ("wasm", "webgpu"), ("wasm",), frozenset({"verify"}),
+                "onnxruntime-web 1.30 in headless Chromium (WebGPU on SwiftShader here), on onnx/"),
     RuntimeKind("legacy", ("cpu",), ("cpu",), ("cpu",), frozenset(),
                 "TF.js 1.7 in Node (UpscalerJS 0.x's runtime; tests only)"),
 )}
