@@ -34,8 +34,12 @@ def _version(node_modules: Path, package: str) -> str:
     return json.loads((node_modules / package / "package.json").read_text())["version"]
 
 
-def write_demo(root: Path, defs: list[Definition]) -> None:
-    """Write demo/ into the package folder `root`."""
+def write_demo(root: Path, defs: list[Definition], about: dict[str, dict] | None = None) -> None:
+    """Write demo/ into the package folder `root`.
+
+    about: per entry, what the page's model list shows to choose by ({gzip_bytes, psnr_y,
+    dataset}, measured; missing keys are left out).
+    """
     demo = root / "demo"
     (demo / "vendor").mkdir(parents=True)
     page = resources.files("srjs.package") / "page"
@@ -43,7 +47,9 @@ def write_demo(root: Path, defs: list[Definition]) -> None:
         (demo / name).write_bytes((page / name).read_bytes())
     lines = [f"import e{i} from '../{ESM_DIR}/{d.entry}.mjs';" for i, d in enumerate(defs)]
     lines.append("export default [")
-    lines += [f"  {{ entry: {strict_json.dumps(d.entry)}, definition: e{i} }}," for i, d in enumerate(defs)]
+    lines += [f"  {{ entry: {strict_json.dumps(d.entry)}, definition: e{i}, "
+              f"about: {strict_json.dumps((about or {}).get(d.entry, {}), sort_keys=True)} }},"
+              for i, d in enumerate(defs)]
     lines.append("];\n")
     (demo / "entries.mjs").write_text("\n".join(lines))
 

@@ -1,5 +1,7 @@
 // The package's demo: load an entry's model with TF.js through its own definition module,
 // upscale a picked image tile by tile (srjs's seam-free plan), yielding a frame between tiles.
+// Backend 'auto' (the default) times one warm tile on each backend worth trying on this device
+// and keeps the fastest; a software-rendered WebGL is never tried when wasm is there.
 // window.srjsDemoUpscale(job) runs the same code for scripts: job {image_url, entry, backend,
 // tile, pad} -> {png (data URL of the result), timings, backend, tiles}.
 import entries from './entries.mjs';
@@ -28,6 +30,74 @@ async function backends() {
     } catch (err) { /* no usable GPU */ }
   }
   return list;
+}
+
+// The WebGL renderer's name when it is a software rasterizer (no GPU), else null. Software
+// WebGL runs TF.js tens of times slower than wasm.
+function softwareWebgl() {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl2') || document.createElement('canvas').getContext('webgl');
+    if (!gl) return 'no WebGL';
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const renderer = String(info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER));
+    return /swiftshader|llvmpipe|softpipe|software|microsoft basic render/i.test(renderer) ? renderer : null;
+  } catch (err) {
+    return 'no WebGL';
+  }
+}
+
+const WARMUP_SIDE = 32; // input px of the tile each candidate backend is timed on
+const chosen = new Map(); // entry -> {backend, why}
+
+// Pick the fastest backend for `item` on this device: every candidate loads the model, runs
+// one tile to compile, then one timed tile; cpu is a candidate only when nothing else is.
+async function chooseBackend(item, available, onStatus = () => {}) {
+  if (chosen.has(item.entry)) return chosen.get(item.entry);
+  const skipped = [];
+  let candidates = available.filter((b) => b !== 'cpu');
+  const software = candidates.includes('webgl') ? softwareWebgl() : null;
+  if (software && candidates.includes('wasm')) {
+    candidates = candidates.filter((b) => b !== 'webgl');
+    skipped.push(`webgl skipped: software renderer (${software})`);
+  }
+  if (!candidates.length) candidates = ['cpu'];
+  const times = [];
+  if (candidates.length > 1) {
+    for (const backend of candidates) {
+      onStatus(`Choosing a backend: timing ${backend}…`);
+      try {
+        await useBackend(backend);
+        const model = await loadModel(item, backend);
+        const x = tf.zeros([1, WARMUP_SIDE, WARMUP_SIDE, 3]);
+        for (let run = 0; run < 2; run++) { // the first run compiles; the second is timed
+          const t0 = performance.now();
+          const y = model.predict(x);
+          await y.data();
+          y.dispose();
+          if (run === 1) times.push({ backend, ms: performance.now() - t0 });
+        }
+        x.dispose();
+      } catch (err) {
+        skipped.push(`${backend} failed: ${err.message}`);
+      }
+    }
+    times.sort((a, b) => a.ms - b.ms);
+  }
+  const backend = times.length ? times[0].backend : candidates[0];
+  const timed = times.map((t) => `${t.backend} ${formatMs(t.ms)}`).join(', ');
+  const why = (times.length > 1 ? `fastest on this device (one ${WARMUP_SIDE} px tile: ${timed})`
+    : `the only fast backend here${timed ? ` (${timed} per ${WARMUP_SIDE} px tile)` : ''}`)
+    + (skipped.length ? `; ${skipped.join('; ')}` : '');
+  chosen.set(item.entry, { backend, why });
+  return chosen.get(item.entry);
+}
+
+function formatMs(ms) {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
+}
+
+function formatBytes(n) {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`;
 }
 
 const models = new Map(); // `${backend}/${entry}` -> loaded model (weights live on a backend)
@@ -61,14 +131,19 @@ export async function upscale(source, { entry, backend, tile, pad, onProgress = 
   await useBackend(backend);
   const model = await loadModel(item, backend);
   const t1 = performance.now();
+  // Image channels: RGB models take the pixels; an RGBA model takes the image's own alpha too
+  // (4 channels from the canvas) and gives it back; a grayscale model goes through its
+  // definition's pre/postprocess (luminance in, gray RGB out), as in UpscalerJS.
+  const channels = def.meta.channels || 3;
   const pixels = tf.tidy(() => {
-    const x = tf.browser.fromPixels(source).toFloat();
+    let x = tf.browser.fromPixels(source, channels === 4 ? 4 : 3).toFloat();
+    if (channels === 1) x = def.preprocess(x);
     return def.inputRange[1] === 1 ? x.div(255) : x;
   });
   const [height, width] = pixels.shape;
   const tiles = planTiles(height, width, tile, pad);
   // Warm up at the tile's shape: the first call compiles shaders / allocates, later ones reuse.
-  const warm = tf.tidy(() => model.predict(tf.zeros([1, tiles[0].y.size, tiles[0].x.size, 3])));
+  const warm = tf.tidy(() => model.predict(tf.zeros([1, tiles[0].y.size, tiles[0].x.size, channels])));
   await warm.data();
   warm.dispose();
   const t2 = performance.now();
@@ -77,23 +152,26 @@ export async function upscale(source, { entry, backend, tile, pad, onProgress = 
   for (let i = 0; i < tiles.length; i++) {
     const { y, x } = tiles[i];
     const kept = tf.tidy(() => {
-      const win = pixels.slice([y.start, x.start, 0], [y.size, x.size, 3]).expandDims(0);
+      const win = pixels.slice([y.start, x.start, 0], [y.size, x.size, channels]).expandDims(0);
       let out = model.predict(win);
+      if (channels === 1) out = def.postprocess(out);
+      const outChannels = channels === 4 ? 4 : 3;
       out = out.slice([0, (y.keepStart - y.start) * scale, (x.keepStart - x.start) * scale, 0],
-        [1, (y.keepStop - y.keepStart) * scale, (x.keepStop - x.keepStart) * scale, 3]);
+        [1, (y.keepStop - y.keepStart) * scale, (x.keepStop - x.keepStart) * scale, outChannels]);
       out = out.clipByValue(lo, hi);
       return hi === 1 ? out.mul(255) : out;
     });
-    const [, kh, kw] = kept.shape;
+    const [, kh, kw, kc] = kept.shape;
     const data = await kept.data();
     kept.dispose();
     for (let r = 0; r < kh; r++) {
-      let src = r * kw * 3;
+      let src = r * kw * kc;
       let dst = ((y.keepStart * scale + r) * outW + x.keepStart * scale) * 4;
-      for (let c = 0; c < kw; c++, src += 3, dst += 4) {
+      for (let c = 0; c < kw; c++, src += kc, dst += 4) {
         rgba[dst] = data[src]; // Uint8ClampedArray rounds half to even, like numpy
         rgba[dst + 1] = data[src + 1];
         rgba[dst + 2] = data[src + 2];
+        if (kc === 4) rgba[dst + 3] = data[src + 3]; // an RGBA model's own alpha
       }
     }
     onProgress(i + 1, tiles.length);
@@ -110,6 +188,9 @@ export async function upscale(source, { entry, backend, tile, pad, onProgress = 
   };
 }
 
+const LABELS = { load_ms: 'Model load', warmup_ms: 'Warm-up (compiles the tile shape)', upscale_ms: 'Upscale',
+  per_tile_ms: 'Per tile' };
+
 function show(source, result) {
   const { width, height } = result.imageData;
   const after = $('after');
@@ -121,17 +202,37 @@ function show(source, result) {
   ctx.imageSmoothingQuality = 'high';
   ctx.drawImage(source, 0, 0, width, height);
   $('viewer').hidden = false;
-  const rows = Object.entries(result.timings).map(([k, v]) => `<tr><th>${k.replace('_ms', '')}</th><td>${v.toFixed(1)} ms</td></tr>`);
-  rows.push(`<tr><th>backend</th><td>${tf.getBackend()}${tf.getBackend() === 'wasm' ? ` (${tf.wasm.getThreadsCount()} threads)` : ''}</td></tr>`);
-  rows.push(`<tr><th>tiles</th><td>${result.tiles}</td></tr>`);
-  $('timings').tBodies[0].innerHTML = rows.join('');
+  const body = $('timings').tBodies[0];
+  body.textContent = '';
+  const row = (label, value) => {
+    const tr = body.insertRow();
+    tr.appendChild(document.createElement('th')).textContent = label;
+    tr.insertCell().textContent = value;
+  };
+  for (const [key, ms] of Object.entries(result.timings)) row(LABELS[key] || key, formatMs(ms));
+  const backend = tf.getBackend();
+  row('Backend', backend + (backend === 'wasm' ? ` (${tf.wasm.getThreadsCount()} threads)` : '')
+    + (result.why ? ` — ${result.why}` : ''));
+  row('Tiles', String(result.tiles));
   $('timings').hidden = false;
   return after;
+}
+
+// The download link: the result canvas as a PNG named after the picked file.
+async function offerDownload(canvas, name) {
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+  const link = $('download');
+  if (link.href.startsWith('blob:')) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  link.hidden = false;
 }
 
 function options() {
   return { entry: $('entry').value, backend: $('backend').value, tile: Number($('tile').value), pad: Number($('pad').value) };
 }
+
+let available = [];
 
 function defaults() {
   const item = entries.find((e) => e.entry === $('entry').value) || entries[0];
@@ -139,23 +240,46 @@ function defaults() {
   $('tile').value = tile ?? DEFAULT_TILE;
   $('pad').value = padding ?? DEFAULT_PAD;
   $('about').textContent = `${item.definition._internals.name}/${item.entry}: x${item.definition.scale}, `
-    + `${item.definition.modelType} model` + (padding == null ? ' (seam-free padding not measured; using 8)' : '');
+    + `${item.definition.modelType} model` + (padding == null ? ` (seam-free padding not measured; using ${DEFAULT_PAD})` : '');
 }
 
-async function run(source) {
+// "esrgan-slim-x4-uint8 (x4, 197 kB gzip, 28.55 dB)": what to choose a model by.
+function describe(e) {
+  const about = e.about || {};
+  const parts = [`x${e.definition.scale}`];
+  if (about.gzip_bytes) parts.push(`${formatBytes(about.gzip_bytes)} gzip`);
+  if (typeof about.psnr_y === 'number') parts.push(`${about.psnr_y.toFixed(2)} dB Y-PSNR`);
+  if (e.definition.modelType === 'graph') parts.push('graph');
+  return `${e.entry} (${parts.join(', ')})`;
+}
+
+async function run(source, name = 'image') {
   $('run').disabled = true;
   $('bar').value = 0;
-  $('status').textContent = 'Loading the model and warming up…';
+  $('download').hidden = true;
   try {
+    const opts = options();
+    let why = '';
+    if (opts.backend === 'auto') {
+      const item = entries.find((e) => e.entry === opts.entry);
+      ({ backend: opts.backend, why } = await chooseBackend(item, available, (text) => { $('status').textContent = text; }));
+    } else {
+      why = 'chosen by hand';
+    }
+    $('status').textContent = `Loading the model on ${opts.backend} and warming up…`;
     const result = await upscale(source, {
-      ...options(),
+      ...opts,
       onProgress: (done, total) => {
         $('bar').value = done / total;
         $('status').textContent = `Tile ${done} of ${total}`;
       },
     });
+    result.why = why;
     $('status').textContent = `Done: ${result.imageData.width}×${result.imageData.height}.`;
-    return { result, canvas: show(source, result) };
+    const canvas = show(source, result);
+    const scale = result.imageData.width / (source.width || 1);
+    await offerDownload(canvas, `${name.replace(/\.[^.]*$/, '')}-x${Math.round(scale)}.png`);
+    return { result, canvas };
   } catch (err) {
     $('status').textContent = `Failed: ${err.message}`;
     throw err;
@@ -165,8 +289,11 @@ async function run(source) {
 }
 
 let picked = null;
-for (const e of entries) $('entry').add(new Option(`${e.entry} (x${e.definition.scale}, ${e.definition.modelType})`, e.entry));
-for (const b of await backends()) $('backend').add(new Option(b, b));
+let pickedName = 'image';
+for (const e of entries) $('entry').add(new Option(describe(e), e.entry));
+available = await backends();
+$('backend').add(new Option('auto (fastest here)', 'auto'));
+for (const b of available) $('backend').add(new Option(b, b));
 $('title').textContent = `${entries[0].definition._internals.name} — super-resolution demo`;
 $('entry').onchange = defaults;
 defaults();
@@ -174,10 +301,11 @@ $('file').onchange = async () => {
   const file = $('file').files[0];
   if (!file) return;
   picked = await createImageBitmap(file);
+  pickedName = file.name;
   $('run').disabled = false;
   $('status').textContent = `${file.name}: ${picked.width}×${picked.height}. Press Upscale.`;
 };
-$('run').onclick = () => picked && run(picked).catch(() => {});
+$('run').onclick = () => picked && run(picked, pickedName).catch(() => {});
 $('slider').oninput = () => {
   const at = Number($('slider').value);
   $('before').style.clipPath = `inset(0 ${100 - at}% 0 0)`;
@@ -198,8 +326,8 @@ window.srjsDemoUpscale = async (job) => {
   if (job.tile) $('tile').value = job.tile;
   if (job.pad !== undefined && job.pad !== null) $('pad').value = job.pad;
   picked = img;
-  const { result, canvas } = await run(img);
+  const { result, canvas } = await run(img, 'image.png');
   return { png: canvas.toDataURL('image/png'), timings: result.timings, tiles: result.tiles, backend: tf.getBackend(),
-    entry: result.entry, modelType: result.modelType };
+    entry: result.entry, modelType: result.modelType, why: result.why };
 };
 window.srjsReady = true;
