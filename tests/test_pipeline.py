@@ -66,6 +66,27 @@ def _write(project: Path, text: str) -> Path:
     (("max_gzip_bytes = 100", "max_gzip_bytes = true"), "variants[1].gates.max_gzip_bytes"),
     (('version = "1.2.3"', "version = 1"), "package.version"),
     (("[evaluate]", "[evaluate"), "not valid TOML"),
+    # names become folders, step names and npm names: NUL, separators, dots, spaces, capitals
+    (('name = "tiny"', 'name = "ti\\u0000ny"'), "'name'"),
+    (('name = "tiny"', 'name = ".."'), "'name'"),
+    (('name = "tiny"', 'name = "tiny x"'), "'name'"),
+    (('name = "tiny"', 'name = "Tiny"'), "'name'"),  # the default npm name: lowercase only
+    (('version = "1.2.3"', 'version = "1.2"'), "'package.version'"),
+    (('name = "float16"', 'name = "f\\u0000"'), "variants[0].name"),
+    (('name = "float16"', 'name = "a/b"'), "variants[0].name"),
+    # finite numbers, ranges, lists that cannot be empty
+    (("max_drop_db = 1.0", "max_drop_db = nan"), "gates.max_drop_db"),
+    (("max_drop_db = 1.0", "max_drop_db = inf"), "gates.max_drop_db"),
+    (("max_gzip_bytes = 100", "max_gzip_bytes = -1"), "variants[1].gates.max_gzip_bytes"),
+    (('quantize = "uint8"', 'quantize = "auto"\nmax_drop_db = nan'), "variants[1]"),
+    (("[package]", "[convert]\nshard_mb = -inf\n\n[package]"), "convert.shard_mb"),
+    (("crop = 32", "crop = 0"), "evaluate.crop"),
+    (("limit = 1", "limit = 0"), "evaluate.limit"),
+    (("warm = 1", "warm = 1\nlatency_tiles = [-8]"), "evaluate.latency_tiles"),
+    (("[package]", "[verify]\nruntimes = []\n\n[package]"), "verify.runtimes"),
+    (('version = "1.2.3"', 'version = "1.2.3"\nexports = []'), "package.exports"),
+    (('version = "1.2.3"', 'version = "1.2.3"\nexports = ["layers", "layers"]'), "package.exports"),
+    (('version = "1.2.3"', 'version = "1.2.3"\nexports = ["onnx"]'), "package.exports"),
 ])
 def test_config_errors_exit_2_naming_key_and_file(project, tmp_path, edit, named):
     config = _write(project, CONFIG.replace(*edit))
@@ -171,3 +192,115 @@ def test_missing_source_exits_2_and_writes_nothing(project, tmp_path):
     result = run_cli("build", config, "-o", tmp_path / "out")
     assert result.exit_code == 2 and "weights/none.pth' does not exist" in result.output
     assert not (tmp_path / "out").exists()
+
+
+# --- cache keys: every input that changes a step's output reruns it -------------------------
+
+KEYS_CONFIG = """
+name = "keys"
+source = "weights.pth"
+
+[evaluate]
+dataset = "{dataset}"
+limit = 1
+
+[[variants]]
+name = "float16"
+quantize = "float16"
+calib = "{calib}"
+"""
+ALL_STEPS = {"convert", "variant/float16", "verify/original", "verify/float16", "evaluate", "package"}
+
+
+@pytest.fixture
+def stub_steps(monkeypatch):
+    """build() with each step's work replaced by a stub that writes its output and logs that it
+    ran: under test are the cache keys, not the steps (they have their own tests). No TensorFlow."""
+    import importlib
+    import sys
+    import types
+
+    from srjs import atomic, pipeline
+    from srjs.optimize.recipe import Recipe
+
+    ran: list[str] = []
+
+    def made(step: str, folder: Path) -> None:
+        ran.append(step)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def evaluate(model_dirs, report_dir, cfg, progress):
+        made("evaluate", report_dir)
+        rows = [{"kind": "model", "name": d.name, "path": str(d), "psnr_y": 30.0} for d in model_dirs]
+        (report_dir / "evaluate.json").write_text(json.dumps({"rows": rows}))
+
+    fakes = {
+        "srjs.convert.run": {"convert_checkpoint": lambda source, out, **_: made("convert", Path(out))},
+        "srjs.optimize.run": {"Recipe": Recipe, "make_variant":
+                              lambda parent, out, recipe, **_: made(f"variant/{Path(out).name}", Path(out))},
+        "srjs.verify": {"verify_model_dir": lambda model_dir, **_: None, "write_json": lambda report, path: (
+            ran.append(f"verify/{Path(path).stem}"), atomic.write_text(path, '{"ok": true}'))},
+    }
+    for name, attrs in fakes.items():
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
+    monkeypatch.setattr(pipeline, "_evaluate", evaluate)
+    monkeypatch.setattr(importlib.import_module("srjs.package"), "write_package", lambda dirs, out, **_: (
+        made("package", Path(out)), (Path(out) / "package.json").write_text("{}")))
+    return ran
+
+
+@pytest.fixture
+def keyed_project(tmp_path) -> Path:
+    (tmp_path / "weights.pth").write_bytes(b"weights v1")
+    for folder in ("photos", "calib"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            (tmp_path / folder / f"{i}.png").write_bytes(f"{folder} {i}".encode())
+    (tmp_path / "keys.toml").write_text(KEYS_CONFIG.format(dataset=tmp_path / "photos", calib=tmp_path / "calib"))
+    return tmp_path
+
+
+def _edit_config(project: Path, old: str, new: str) -> None:
+    path = project / "keys.toml"
+    path.write_text(path.read_text().replace(old, new))
+
+
+@pytest.mark.parametrize("change, reran", [
+    (lambda p: None, set()),
+    (lambda p: (p / "photos" / "1.png").write_bytes(b"another photo"), {"evaluate", "package"}),
+    (lambda p: (p / "photos" / "2.png").write_bytes(b"one more"), {"evaluate", "package"}),
+    (lambda p: (p / "photos" / "1.png").rename(p / "photos" / "9.png"), {"evaluate", "package"}),
+    (lambda p: (p / "calib" / "0.png").write_bytes(b"other calibration"),
+     {"variant/float16", "verify/float16", "evaluate", "package"}),
+    (lambda p: (p / "weights.pth").write_bytes(b"weights v2"), ALL_STEPS),
+    (lambda p: _edit_config(p, 'name = "float16"', 'name = "half"'),
+     {"variant/half", "verify/half", "evaluate", "package"}),
+    (lambda p: _edit_config(p, "limit = 1", "limit = 2"), {"evaluate", "package"}),
+    (lambda p: _edit_config(p, "limit = 1", 'limit = 1\n[verify]\nruntimes = ["node", "browser"]'),
+     {"verify/original", "verify/float16"}),
+    (lambda p: _edit_config(p, "limit = 1", 'limit = 1\n[package]\nversion = "2.0.0"'), {"package"}),
+    (lambda p: _edit_config(p, 'quantize = "float16"', 'quantize = "uint8"'),
+     {"variant/float16", "verify/float16", "evaluate", "package"}),
+])
+def test_a_step_reruns_exactly_when_one_of_its_inputs_changed(keyed_project, stub_steps, tmp_path, change, reran):
+    from srjs.pipeline import build
+
+    out = tmp_path / "artifacts"
+    first = build(keyed_project / "keys.toml", out, progress=False)
+    assert set(stub_steps) == ALL_STEPS and first.ok
+    stub_steps.clear()
+    change(keyed_project)
+    second = build(keyed_project / "keys.toml", out, progress=False)
+    assert set(stub_steps) == reran and len(stub_steps) == len(reran)
+    assert second.ok and {s for s, how in second.steps.items() if how == "ran"} == reran
+
+
+def test_a_new_srjs_version_reruns_every_step(keyed_project, stub_steps, tmp_path, monkeypatch):
+    import srjs
+    from srjs.pipeline import build
+
+    build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+    stub_steps.clear()
+    monkeypatch.setattr(srjs, "__version__", srjs.__version__ + ".post1")
+    build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+    assert set(stub_steps) == ALL_STEPS

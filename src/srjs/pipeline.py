@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import time
 import tomllib
@@ -105,6 +107,27 @@ class Config:
 # annotation -> (accepted Python types, element type for lists)
 _TYPES = {"int": (int, None), "float": ((int, float), None), "str": (str, None), "bool": (bool, None),
           "list[str]": (list, str), "list[int]": (list, int)}
+# (table, key) -> (lowest, highest) a number (or every number of a list) may be; None: open.
+# Every float must also be finite: nan passes every comparison and inf is no budget.
+_LIMITS = {
+    (ConvertConfig, "scale"): (1, 16), (ConvertConfig, "shard_mb"): (0.001, 1024),
+    (EvaluateConfig, "limit"): (1, None), (EvaluateConfig, "crop"): (16, None),
+    (EvaluateConfig, "latency_size"): (8, 4096), (EvaluateConfig, "latency_tiles"): (0, 4096),
+    (EvaluateConfig, "warm"): (0, 1000), (Gates, "max_gzip_bytes"): (0, None), (Gates, "max_warm_ms"): (0, None),
+}
+def _exports() -> tuple[str, ...]:
+    from srjs.package.writer import EXPORTS
+
+    return tuple(EXPORTS)
+
+
+# (table, key) -> () -> the values a string (or every string of a list) may take
+_CHOICES = {(ConvertConfig, "value_range"): lambda: ("0-1", "0-255"), (PackageConfig, "exports"): _exports}
+# Lists an empty value makes meaningless: checking no runtime, shipping no export.
+_NON_EMPTY = {(VerifyConfig, "runtimes"), (PackageConfig, "exports")}
+# Config and variant names become folders (artifacts/<name>/models/<variant>/), step names and
+# URL paths: plain, portable file names only (no NUL, separators, leading dots or spaces).
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def _typed(cls, data, where: str, file: Path):
@@ -122,7 +145,27 @@ def _typed(cls, data, where: str, file: Path):
             ok = all(isinstance(v, inner) and not isinstance(v, bool) for v in value)
         if not ok:
             raise BadInput(f"{file}: '{where}.{key}' must be {kind}, not {value!r}")
+        _check_value(cls, key, value, f"{file}: '{where}.{key}'")
     return cls(**data)
+
+
+def _check_value(cls, key: str, value, where: str) -> None:
+    """The ranges, choices and non-emptiness of one typed value (BadInput naming `where`)."""
+    items = value if isinstance(value, list) else [value]
+    if (cls, key) in _NON_EMPTY and not items:
+        raise BadInput(f"{where} must not be empty")
+    if isinstance(value, list) and len(set(value)) != len(value):
+        raise BadInput(f"{where} lists a value twice: {value!r}")
+    low, high = _LIMITS.get((cls, key), (None, None))
+    for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise BadInput(f"{where} must be a finite number, not {item}")
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and (
+                (low is not None and item < low) or (high is not None and item > high)):
+            raise BadInput(f"{where} must be in {low}..{high if high is not None else ''}, not {item!r}")
+        choices = _CHOICES[(cls, key)]() if (cls, key) in _CHOICES else None
+        if choices is not None and item not in choices:
+            raise BadInput(f"{where} must be one of {', '.join(choices)}, not {item!r}")
 
 
 def load_config(path: Path) -> Config:
@@ -142,10 +185,23 @@ def load_config(path: Path) -> Config:
     for key in ("name", "source"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise BadInput(f"{path}: '{key}' must be a non-empty string")
-    if "/" in data["name"] or data["name"].startswith("."):
-        raise BadInput(f"{path}: 'name' must be a plain folder name, not {data['name']!r}")
+    if not _FILE_NAME.fullmatch(data["name"]):
+        raise BadInput(f"{path}: 'name' must be a plain file name (letters, digits, . _ -; at most 100), "
+                       f"not {data['name']!r}")
+    if "\x00" in data["source"]:
+        raise BadInput(f"{path}: 'source' must be a path or npm:/pypi: spec, not {data['source']!r}")
     config = Config(name=data["name"], source=data["source"], path=path,
                     **{k: _typed(cls, data.get(k, {}), k, path) for k, cls in tables.items()})
+    from srjs.package.writer import check_name, check_version
+
+    # the package step would refuse these only after everything else was built
+    for key, check, value in (("package.name" if config.package.name else "name", check_name,
+                               config.package.name or config.name),
+                              ("package.version", check_version, config.package.version)):
+        try:
+            check(value)
+        except BadInput as err:
+            raise BadInput(f"{path}: '{key}': {err.message}") from None
     raw_variants = data.get("variants", [])
     if not isinstance(raw_variants, list):
         raise BadInput(f"{path}: 'variants' must be an array of tables ([[variants]])")
@@ -156,8 +212,9 @@ def load_config(path: Path) -> Config:
             raise BadInput(f"{path}: '{where}' must be a table")
         table = dict(table)
         name = table.pop("name", None)
-        if not isinstance(name, str) or not name or "/" in name or name in seen:
-            raise BadInput(f"{path}: '{where}.name' must be a unique folder name (not '{ORIGINAL}'), not {name!r}")
+        if not isinstance(name, str) or not _FILE_NAME.fullmatch(name) or name in seen:
+            raise BadInput(f"{path}: '{where}.name' must be a unique plain file name (letters, digits, . _ -; "
+                           f"not '{ORIGINAL}'), not {name!r}")
         seen.add(name)
         gates = _typed(Gates, table.pop("gates", {}), f"{where}.gates", path)
         _check_recipe(table, f"{path}: '{where}'")
@@ -184,17 +241,39 @@ def _key(*parts) -> str:
 
 
 def source_digest(source: str, config_dir: Path) -> str:
-    """What identifies a source's content: an npm/pypi spec (registries never change a
-    published version), a file's sha256, or the sha256 of a folder's files and names."""
-    if source.startswith(("npm:", "pypi:")):
+    """What identifies a source's content: an npm/pypi spec with an exact version (registries
+    never change a published version; an npm tag is resolved to the version it names now), a
+    file's sha256, or the sha256 of a folder's files and names."""
+    if source.startswith("npm:"):
+        from srjs.convert import npm
+
+        return npm.pin(source)
+    if source.startswith("pypi:"):
         return source
     path = resolve_source(source, config_dir)
     if not path.exists():
         raise BadInput(f"source '{path}' does not exist")
+    return content_digest(path)
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's relative file names and their sha256 (any change to
+    an image, a rename, an added or removed file changes it)."""
+    path = Path(path)
     if path.is_file():
         return modeldir.sha256_file(path)
-    return _key(sorted((str(p.relative_to(path)), modeldir.sha256_file(p))
+    return _key(sorted((p.relative_to(path).as_posix(), modeldir.sha256_file(p))
                        for p in path.rglob("*") if p.is_file()))
+
+
+def _images_digest(images: str) -> str:
+    """What identifies a dataset or calibration folder option: 'builtin' ships with srjs (the
+    srjs version is in every key), a path is read as evaluate/optimize read it (from the
+    working directory) and keyed by its content."""
+    if images == "builtin":
+        return images
+    path = Path(os.path.expanduser(images))
+    return content_digest(path) if path.exists() else f"missing:{images}"
 
 
 def resolve_source(source: str, config_dir: Path) -> Path:
@@ -291,9 +370,10 @@ class _Steps:
         keyfile = self.keys / f"{step.replace('/', '-')}.json"
         if not self.force and output.exists() and keyfile.is_file():
             try:
-                done = json.loads(keyfile.read_text()).get("key")
+                done = json.loads(keyfile.read_text())
             except ValueError:
                 done = None
+            done = done.get("key") if isinstance(done, dict) else None
             if done == key:
                 click.echo(f"[build] {step}: up to date ({key}), skipped")
                 self.log[step] = "skipped"
@@ -320,7 +400,10 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
     config_dir = config.path.resolve().parent
     source = config.source if config.source.startswith(("npm:", "pypi:")) else str(
         resolve_source(config.source, config_dir))
-    convert_key = _key("convert", source_digest(config.source, config_dir), asdict(config.convert), config.name)
+    # Every key covers what changes its step's output: inputs' bytes, names, options (and, in
+    # _key, the srjs version); a step's key also covers the keys of the steps it reads from.
+    convert_key = _key("convert", config.source, source_digest(config.source, config_dir),
+                       asdict(config.convert), config.name)
     out = Path(out_root) / config.name
     out.mkdir(parents=True, exist_ok=True)  # only once the config and its source are known good
     steps = _Steps(out, force)
@@ -339,7 +422,7 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
         from srjs.optimize.run import Recipe, make_variant
 
         recipe = Recipe.from_dict(variant.recipe, f"{config.path}: variant '{variant.name}'")
-        key = _key("variant", convert_key, recipe.to_dict())
+        key = _key("variant", convert_key, recipe.to_dict(), _images_digest(recipe.calib))
         target = out / "models" / variant.name
         steps.run(f"variant/{variant.name}", key, target,
                   lambda r=recipe, t=target: make_variant(original, t, r, progress=progress))
@@ -358,7 +441,9 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
 
     # evaluate: one report, every variant against the original
     report_dir = out / "report"
-    evaluate_key = _key("evaluate", [k for _, _, k in models], asdict(config.evaluate))
+    # rows are matched to model dirs by path: a renamed variant is a different evaluation
+    evaluate_key = _key("evaluate", [(v.name, k) for v, _, k in models], asdict(config.evaluate),
+                        _images_digest(config.evaluate.dataset))
     steps.run("evaluate", evaluate_key, report_dir,
               lambda: _evaluate([d for _, d, _ in models], report_dir, config.evaluate, progress))
     evaluation = json.loads((report_dir / "evaluate.json").read_text())
@@ -374,7 +459,7 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
         from srjs.package import write_package
 
         pkg = config.package
-        package_key = _key("package", [k for _, _, k in passed], evaluate_key, asdict(pkg))
+        package_key = _key("package", [k for _, _, k in passed], evaluate_key, asdict(pkg), config.name)
         steps.run("package", package_key, package_dir, lambda: write_package(
             [d for _, d, _ in passed], package_dir, name=pkg.name or config.name, version=pkg.version,
             exports=tuple(pkg.exports), report=evaluation))

@@ -39,7 +39,8 @@ class Recipe:
     floor on fidelity to the parent's output, dB). prune (sparsity in (0, 1)), cluster
     (clusters per weight), steps / time_budget_s (fine-tune bounds): see prune/cluster.
     prune_channels (fraction in (0, 1) of each prunable group's conv channels removed, so the
-    network does less work): see optimize.channels.
+    network does less work): see optimize.channels. prune_depth (fraction in (0, 1) of the
+    trunk's residual blocks dropped): see optimize.depth.
     calib: 'builtin' or a folder of images.
     """
 
@@ -48,6 +49,7 @@ class Recipe:
     min_fidelity_db: float | None = None
     prune: float | None = None
     prune_channels: float | None = None
+    prune_depth: float | None = None
     cluster: int | None = None
     steps: int | None = None
     time_budget_s: float | None = None
@@ -65,13 +67,16 @@ class Recipe:
             if isinstance(value, bool) or not ok:
                 raise BadInput(f"{where}: '{key}' must be {kind.__name__}, not {value!r}")
         recipe = cls(**data)
-        recipe.check()
+        try:
+            recipe.check()
+        except BadInput as err:  # name the table the impossible request came from
+            raise BadInput(f"{where}: {err.message}") from None
         return recipe
 
     def check(self) -> None:
         """BadInput for impossible requests, before anything is loaded or written."""
-        if self.quantize is None and self.prune is None and self.cluster is None and self.prune_channels is None:
-            raise BadInput("nothing to do: give --quantize, --prune, --prune-channels or --cluster")
+        if all(v is None for v in (self.quantize, self.prune, self.cluster, self.prune_channels, self.prune_depth)):
+            raise BadInput("nothing to do: give --quantize, --prune, --prune-channels, --prune-depth or --cluster")
         if self.quantize is not None:
             check_quantize(self.quantize)
         for f in fields(self):  # nan passes every `<` test below, and inf is no budget or bound
@@ -87,6 +92,8 @@ class Recipe:
             raise BadInput(f"--prune must be a sparsity in (0, 1), got {self.prune}")
         if self.prune_channels is not None and not 0 < self.prune_channels < 1:
             raise BadInput(f"--prune-channels must be a fraction in (0, 1), got {self.prune_channels}")
+        if self.prune_depth is not None and not 0 < self.prune_depth < 1:
+            raise BadInput(f"--prune-depth must be a fraction in (0, 1), got {self.prune_depth}")
         if self.cluster is not None and self.cluster < 2:
             raise BadInput(f"--cluster must be at least 2 clusters, got {self.cluster}")
         if self.steps is not None and self.steps < 1:
