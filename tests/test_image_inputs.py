@@ -241,3 +241,44 @@ def test_alpha_follows_the_orientation(tmp_path):
 def test_decoder_errors_are_bad_input_when_called_directly(tmp_path):
     with pytest.raises(BadInput, match="cannot read image"):
         imageio.read_input(_truncated_png(tmp_path / "cut.png"), 1.0)
+
+
+# --- memory budget ----------------------------------------------------------------------
+
+def test_whole_image_over_the_memory_budget_is_refused_before_it_runs(x4_dir, tmp_path, monkeypatch):
+    import importlib
+
+    upscale = importlib.import_module("srjs.upscale")  # the module; `srjs.upscale` is the API function
+    calls = []
+    real_runner = upscale.keras_runner
+    monkeypatch.setattr(upscale, "keras_runner", lambda model: (lambda batch: calls.append(batch.shape)
+                                                                or real_runner(model)(batch)))
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    monkeypatch.setenv("SRJS_MEMORY_BUDGET_MB", "8")
+    line = _refused(x4_dir, tmp_path / "in.png", "upscaling 128x128 px whole needs about")
+    # --tile 32 would fit with a known padding, but measuring it upscales a 96 px crop whole
+    assert line.endswith("more than the 8.0 MiB budget (SRJS_MEMORY_BUDGET_MB); use --tile 16"), line
+    assert calls == []  # refused before the network ran
+    result = run_cli("upscale", x4_dir, tmp_path / "in.png", "-o", tmp_path / "out.png", "--tile", "16")
+    assert result.exit_code == 0, result.output  # the advice works under the same budget
+    assert Image.open(tmp_path / "out.png").size == (512, 512)
+    assert calls and max(max(shape[1:3]) for shape in calls) <= 48
+
+
+def test_memory_estimate_tracks_the_largest_tensor(x4_dir):
+    from srjs import modeldir
+    from srjs.memory_budget import LIVE_TENSORS, check_fits, largest_tensor_bytes
+
+    model = modeldir.load_keras(x4_dir)
+    # tiny SRVGG x4: its widest tensor is the 48-channel conv before the pixel shuffle (= 3 x 4 x 4)
+    assert largest_tensor_bytes(model, 10, 20) == 4 * 10 * 20 * 48
+    assert check_fits(model, 10, 20, 4) == 4 * 3 * 200 * 17 + LIVE_TENSORS * 4 * 200 * 48
+    assert check_fits(model, 100, 100, 4, tile=10, pad=5) == 4 * 3 * 10_000 * 17 + LIVE_TENSORS * 4 * 400 * 48
+    assert check_fits(model, 100, 100, 4, tile=10) == 4 * 3 * 10_000 * 17 + LIVE_TENSORS * 4 * 900 * 48
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5"])
+def test_bad_memory_budget_setting_exits_2(x4_dir, tmp_path, monkeypatch, value):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    monkeypatch.setenv("SRJS_MEMORY_BUDGET_MB", value)
+    _refused(x4_dir, tmp_path / "in.png", "SRJS_MEMORY_BUDGET_MB=")

@@ -32,17 +32,21 @@ def _upscale(model_dir: Path, image: np.ndarray, *, tile: int | None, pad: int |
     """upscale_array's work; also returns the padding used (None for a whole image)."""
     kinds.get(runtime, "upscale")
     manifest = modeldir.read_manifest(model_dir)
-    python_run = keras_runner(modeldir.load_keras(model_dir)) if runtime == "python" or (
+    model = modeldir.load_keras(model_dir)  # also sizes the memory check, whatever the runtime
+    python_run = keras_runner(model) if runtime == "python" or (
         tile is not None and pad is None and "seam_free_padding" not in manifest.results) else None
     if tile is not None and pad is None:
         pad = manifest.results.get("seam_free_padding")
-        if pad is None:
-            if progress:
-                click.echo(f"measuring the seam-free padding for tile {tile} (`srjs evaluate --record` "
-                           "saves it in the model dir; --pad N skips this)", err=True)
-            pad = measured_seam_free_padding(python_run, image, manifest.scale, tile, manifest.value_max)
-            if progress:
-                click.echo(f"padding: {pad} px per tile side", err=True)
+    from srjs.memory_budget import check_fits
+
+    check_fits(model, image.shape[0], image.shape[1], manifest.scale, tile, pad)  # before anything runs
+    if tile is not None and pad is None:
+        if progress:
+            click.echo(f"measuring the seam-free padding for tile {tile} (`srjs evaluate --record` "
+                       "saves it in the model dir; --pad N skips this)", err=True)
+        pad = measured_seam_free_padding(python_run, image, manifest.scale, tile, manifest.value_max)
+        if progress:
+            click.echo(f"padding: {pad} px per tile side", err=True)
 
     from srjs.evaluate.tiling import plan_tiles, upscale_tiled
 
