@@ -2,9 +2,10 @@
 // way a user's page does, and PUTs the float32 HxWx3 result tensor (clipped to [0, 255] by
 // UpscalerJS, not rounded) back as .npy.
 // job: {model_url | definition_url | definition_script + definition_global, scale, input_range, output_range, image_url, patch_size, padding,
-//       backend (null: tfjs's default), out_url}
+//       backend (null: tfjs's default), out_url, channels (the model's image channels; default 3)}
 import { encodeNpy } from './npy.mjs';
 import { registerCustomLayers } from './layers.mjs';
+import { channelAdapters } from './channels.mjs';
 import { fetchWhole, openRequests, putBytes } from './http.mjs';
 import { loadScript } from './script.mjs';
 
@@ -22,6 +23,7 @@ window.srjsUpscale = async (job) => {
   // definition_url: a model package's own ESM definition module (srjs package output), used
   // as an UpscalerJS user imports it; definition_script + definition_global: its UMD build
   // added as a <script> tag; otherwise a definition built here from model_url.
+  let tfOfUpscaler;
   const model = job.definition_url ? (await import(job.definition_url)).default
     : job.definition_script ? await loadScript(job.definition_script, job.definition_global) : {
     path: job.model_url,
@@ -30,7 +32,9 @@ window.srjsUpscale = async (job) => {
     inputRange: job.input_range,
     outputRange: job.output_range,
     // UpscalerJS model packages register their custom layers in setup(tf); so does this.
-    setup: (tfOfUpscaler) => registerCustomLayers(tfOfUpscaler),
+    setup: (tfArg) => { tfOfUpscaler = tfArg; registerCustomLayers(tfArg); },
+    // grayscale / RGBA models: the same adapters srjs's package definitions carry
+    ...channelAdapters(() => tfOfUpscaler, job.channels || 3),
   };
   const upscaler = new window.Upscaler({ model });
   const options = { output: 'tensor' };

@@ -44,7 +44,7 @@ NPY_KINDS = {"b": "bool", "i": "signed int", "u": "unsigned int", "f": "float"}
 
 
 def read_npy(path: Path) -> np.ndarray:
-    """An HxWx3 .npy array as float32, checked from its header before the data is read."""
+    """An HxWxC .npy array (C = 1, 3 or 4) as float32, checked from its header before the data is read."""
     from numpy.lib import format as npy
 
     try:
@@ -60,8 +60,9 @@ def read_npy(path: Path) -> np.ndarray:
         raise BadInput(f"'{path}' is not a plain .npy array: {first[:200]}") from None
     if dtype.kind not in NPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
         raise BadInput(f"'{path}' holds {dtype} values; srjs reads {', '.join(NPY_KINDS.values())} arrays")
-    if len(shape) != 3 or shape[-1] != 3 or min(shape) < 1:
-        raise BadInput(f"'{path}' has shape {tuple(shape)}; expected HxWx3 with H, W >= 1")
+    if len(shape) != 3 or shape[-1] not in (1, 3, 4) or min(shape) < 1:
+        raise BadInput(f"'{path}' has shape {tuple(shape)}; expected HxWxC with H, W >= 1 and C the "
+                       "model's channels (1, 3 or 4)")
     if shape[0] * shape[1] > max_pixels():
         raise BadInput(f"'{path}' is {shape[1]}x{shape[0]} = {shape[0] * shape[1]} pixels, over the limit of "
                        f"{max_pixels()}; raise it with {MAX_PIXELS_ENV}=N if you trust the file")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srjs import imageio, modeldir
+from srjs import image_channels, imageio, modeldir
 from srjs.evaluate import results
 from srjs.evaluate.results import fmt_number
 from srjs.runtime import kinds
@@ -63,13 +63,20 @@ class VerifyReport:
                                     "warm_ms", "ok"), cells={"max_abs_diff": number, "tol": number})
 
 
-def verify_inputs(value_max: float, shapes=((20, 28),)) -> list[np.ndarray]:
-    """Photo crops (scikit-image's astronaut) in the model's range; sides divisible by 4 so
-    every scale's pixel-unshuffle applies."""
+def verify_inputs(value_max: float, shapes=((20, 28),), channels: int = 3) -> list[np.ndarray]:
+    """Photo crops (scikit-image's astronaut) in the model's range and image channels
+    (`image_channels`: luminance for grayscale models; RGBA ones get a diagonal alpha ramp, so
+    the alpha path carries content); sides divisible by 4 so every pixel-unshuffle applies."""
     from skimage import data
 
     photo = data.astronaut().astype(np.float32) * (value_max / 255.0)
-    return [np.ascontiguousarray(photo[100:100 + h, 180:180 + w][None]) for h, w in shapes]
+    crops = []
+    for h, w in shapes:
+        ramp = np.add.outer(np.arange(h), np.arange(w)) * (255.0 / max(h + w - 2, 1))
+        crop = image_channels.to_model(photo[100:100 + h, 180:180 + w], np.round(ramp).astype(np.uint8),
+                                       channels, value_max)
+        crops.append(np.ascontiguousarray(crop[None]))
+    return crops
 
 
 def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None = None,
@@ -85,7 +92,7 @@ def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None 
               if (model_dir / folder / "model.json").is_file()]
     if not models:
         raise BadInput(f"'{model_dir}' has no TF.js exports to verify (convert without --no-tfjs)")
-    inputs = verify_inputs(manifest.value_max, shapes)
+    inputs = verify_inputs(manifest.value_max, shapes, manifest.channels)
     reference_model = load_shipped(model_dir)
     references = [np.asarray(reference_model(x, training=False)) for x in inputs]
     tol = rel_tol * max(float(np.abs(ref).max()) for ref in references)
@@ -94,8 +101,12 @@ def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None 
     for runtime in runtimes:
         chosen = (backends or {}).get(runtime) or kinds.get(runtime, "verify").check_backends
         if runtime == "upscalerjs":
-            report.rows += [_upscalerjs_row(model_dir, manifest, inputs[0], references[0], backend)
-                            for backend in chosen]
+            # UpscalerJS gives and takes RGB: a grayscale / RGBA model runs through the layers
+            # definition's channel adapters, checked against the same rule in Python
+            rgb = verify_inputs(manifest.value_max, shapes[:1])[0]
+            want = image_channels.rgb_runner(lambda b: np.asarray(reference_model(b, training=False)),
+                                             manifest.channels, manifest.value_max)(rgb)
+            report.rows += [_upscalerjs_row(model_dir, manifest, rgb, want, backend) for backend in chosen]
             continue
         if runtime in ORT_RUNTIMES:  # the onnx/ files, in onnxruntime-web
             rows, skipped = onnx_rows(model_dir, runtime, chosen, inputs, rel_tol, warm_runs)
@@ -130,7 +141,8 @@ def _upscalerjs_row(model_dir: Path, manifest, batch: np.ndarray, reference: np.
     tol = UPSCALERJS_TOL_LEVELS * vmax / 255.0
     try:
         got = run_upscalerjs(model_dir / modeldir.TFJS_LAYERS_DIR, image, manifest.scale,
-                             tuple(manifest.value_range), backend=backend) * (vmax / 255.0)
+                             tuple(manifest.value_range), backend=backend,
+                             channels=manifest.channels) * (vmax / 255.0)
     except CheckFailed as err:
         return VerifyRow("layers", "upscalerjs", backend, None, tol, False, None, None, None, str(err))
     diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")

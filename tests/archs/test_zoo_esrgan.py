@@ -249,3 +249,99 @@ def test_mismatched_image_channels_are_refused(tmp_path):
     ckpt = read_checkpoint(ref.save(model.state_dict(), tmp_path / "m.pth"))
     with pytest.raises(BadInput, match="takes 3 and gives 2 image channels"):
         build_model(ckpt)
+
+
+# --- grayscale and RGBA models end to end --------------------------------------------------
+
+GRAY_RRDB = ("old", "x2", 1, False)  # a manga-style grayscale ESRGAN, old-arch keys
+RGBA_COMPACT = (2, 4, "prelu")  # an RGBA Compact
+
+
+@pytest.fixture(scope="module")
+def channel_models(tmp_path_factory):
+    """{'gray': (model dir, checkpoint), 'rgba': ...}: converted without TF.js (Python paths)."""
+    from srjs.convert.run import convert_checkpoint
+
+    root = tmp_path_factory.mktemp("channels")
+    _, gray = rrdb_state(*GRAY_RRDB)
+    _, rgba = compact_state(*RGBA_COMPACT)
+    out = {}
+    for name, state in (("gray", gray), ("rgba", rgba)):
+        path = ref.save(state, root / f"{name}.safetensors")
+        out[name] = (convert_checkpoint(str(path), root / name, export_tfjs=False), path)
+    return {name: (root / name, path) for name, (_, path) in out.items()}
+
+
+def _photo(h: int = 12, w: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.integers(0, 256, (h, w), dtype=np.uint8)
+
+
+def test_manifest_records_channels_cost_and_assumptions(channel_models):
+    from srjs import modeldir
+    from srjs.optimize.channels import conv_macs
+
+    gray = modeldir.read_manifest(channel_models["gray"][0])
+    rgba = modeldir.read_manifest(channel_models["rgba"][0])
+    assert (gray.channels, rgba.channels) == (1, 4)
+    assert gray.arch_params["unshuffle"] == 1 and gray.arch_params_assumed == {}
+    model = modeldir.load_keras(channel_models["gray"][0])
+    assert gray.cost == {"params": int(sum(np.prod(w.shape) for w in model.weights)),
+                         "conv_macs_per_pixel": round(sum(conv_macs(model).values()), 1)}
+    # old-arch x2, nf 8, gc 32, one upconv: conv_first 1*8*9 + upconv 8*8*9*4 + hr/last at 4 px/px
+    assert gray.cost["conv_macs_per_pixel"] > 8 * 8 * 9 * 4 * 3
+
+
+def test_upscale_feeds_grayscale_luminance_and_rgba_alpha(channel_models, tmp_path):
+    from PIL import Image
+
+    from srjs import modeldir
+    from srjs.upscale import run_upscale
+
+    rgb, alpha = _photo()
+    src = tmp_path / "in.png"
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(src)
+    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    for name in ("gray", "rgba"):
+        model_dir = channel_models[name][0]
+        model = modeldir.load_keras(model_dir)
+        if name == "gray":
+            x = luma[None, ..., None] / 255.0
+        else:
+            x = np.dstack([rgb, alpha])[None] / 255.0
+        want = np.asarray(model(x.astype(np.float32), training=False))[0]
+        run_upscale(model_dir, src, tmp_path / f"{name}.png")
+        got = np.asarray(Image.open(tmp_path / f"{name}.png"))
+        expect = np.floor(np.clip(want, 0, 1) * 255 + 0.5)
+        if name == "gray":  # luminance in, gray RGB out; the input's alpha is resized alongside
+            assert got.shape == (24, 32, 4)
+            for c in range(3):
+                assert np.abs(got[..., c] - expect[..., 0]).max() <= 1
+        else:  # the model's own 4th channel is the alpha
+            assert np.abs(got.astype(np.int64) - expect).max() <= 1
+        run_upscale(model_dir, src, tmp_path / f"{name}.npy")  # .npy keeps every model channel
+        assert np.load(tmp_path / f"{name}.npy").shape == (24, 32, 1 if name == "gray" else 4)
+
+
+def test_npy_input_must_have_the_models_channels(channel_models, tmp_path):
+    from srjs.upscale import run_upscale
+
+    np.save(tmp_path / "rgb.npy", np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(BadInput, match=r"has 3 channels; this model takes 1 \(grayscale\)"):
+        run_upscale(channel_models["gray"][0], tmp_path / "rgb.npy", tmp_path / "out.png")
+    np.save(tmp_path / "rgba.npy", np.full((8, 8, 4), 0.5, np.float32))
+    run_upscale(channel_models["rgba"][0], tmp_path / "rgba.npy", tmp_path / "out.npy")
+    assert np.load(tmp_path / "out.npy").shape == (16, 16, 4)
+
+
+def test_override_and_assumption_reach_the_manifest(tmp_path):
+    from srjs import modeldir
+    from srjs.convert.run import convert_checkpoint
+
+    _, state = compact_state(1, 3, "leakyrelu")
+    path = ref.save(state, tmp_path / "m.pth")
+    assumed = build_model(read_checkpoint(path))
+    assert assumed.params["act_type"] == "relu" and "leakyrelu" in assumed.assumed["act_type"]
+    chosen = convert_checkpoint(str(path), tmp_path / "b", export_tfjs=False, arch_params={"act_type": "leakyrelu"})
+    assert chosen.arch_params["act_type"] == "leakyrelu" and chosen.arch_params_assumed == {}
+    assert modeldir.read_manifest(tmp_path / "b").arch_params_assumed == {}

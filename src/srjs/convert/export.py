@@ -69,7 +69,7 @@ def export_layers(model: keras.Model, out_dir: Path, scale: int, opts: ExportOpt
 
 
 def export_saved_model(model: keras.Model, out_dir: Path, *, keras_metadata: bool = True) -> Path:
-    """Write a SavedModel whose serving_default maps float32 [1,H,W,3] "input" -> "output".
+    """Write a SavedModel whose serving_default maps float32 [1,H,W,C] "input" -> "output".
 
     H and W are dynamic. With `keras_metadata` (a model dir's saved_model/) it is saved
     through Keras, so `srjs convert saved_model/` (or keras.models.load_model) gets the full
@@ -77,7 +77,7 @@ def export_saved_model(model: keras.Model, out_dir: Path, *, keras_metadata: boo
     signature. Callers write into a temporary folder; returns `out_dir`.
     """
     out_dir = Path(out_dir)
-    spec = tf.TensorSpec([1, None, None, 3], tf.float32, name="input")
+    spec = tf.TensorSpec([1, None, None, model.input_shape[-1]], tf.float32, name="input")  # C: 1, 3 or 4
 
     @tf.function(input_signature=[spec])
     def serve(input):  # noqa: A002 - the argument name becomes the signature's input name

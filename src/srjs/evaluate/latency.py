@@ -59,10 +59,10 @@ def _derived(size: int, tile: int, pad: int, warm_ms: float | None, whole_ms: fl
     }
 
 
-def _input(size: int, value_max: float, seed: int = 0) -> np.ndarray:
+def _input(size: int, value_max: float, seed: int = 0, channels: int = 3) -> np.ndarray:
     # Random content: conv latency does not depend on pixel values, but all-zero inputs could
     # hit denormal or sparse fast paths that photos never do.
-    return (np.random.default_rng(seed).random((size, size, 3)) * value_max).astype(np.float32)
+    return (np.random.default_rng(seed).random((size, size, channels)) * value_max).astype(np.float32)
 
 
 def _load_python(model_dir: Path):
@@ -86,7 +86,7 @@ def bench_python(model_dir: Path, sizes: Sequence[int], tiles: Sequence[int], pa
     run = keras_runner(model if model is not None else _load_python(Path(model_dir)))
     out = []
     for size in sizes:
-        image = _input(size, manifest.value_max)
+        image = _input(size, manifest.value_max, channels=manifest.channels)
         whole_ms = None
         for tile in sorted(tiles):  # 0 (whole) first: the overhead needs it
             if tile == 0:
@@ -120,13 +120,19 @@ def bench_tfjs(model_dirs: Sequence[Path], sizes: Sequence[int], tiles: Sequence
     manifests = [modeldir.read_manifest(d) for d in model_dirs]
     models = [(Path(d) / folder / "model.json", fmt) for d in model_dirs]
     value_max = max(m.value_max for m in manifests)  # random content; the range only scales it
+    channels = {m.channels for m in manifests}  # one input feeds every model of a harness call
+    if len(channels) > 1:
+        from srjs.errors import BadInput
+
+        raise BadInput(f"these model dirs take {sorted(channels)} image channels; time one channel count per call")
     out: list[Timing] = []
     for size in sizes:
         whole: dict = {}
         # Whole image first (tile 0), then each distinct tile shape; the window side is what runs.
         for tile in sorted(set(tiles) | {0}):
             window = size if tile == 0 else min(tile + 2 * pad, size)
-            results = run_tfjs(models, [_input(window, value_max)[None]], runtime=runtime, backends=backends,
+            results = run_tfjs(models, [_input(window, value_max, channels=min(channels))[None]],
+                               runtime=runtime, backends=backends,
                                warm_runs=warm)
             for i, result in enumerate(results):
                 mi = i // len(backends)  # run_tfjs returns model x backend, models outer

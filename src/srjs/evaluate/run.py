@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from srjs import modeldir
+from srjs import image_channels, modeldir
 from srjs.errors import BadInput, CheckFailed
 from srjs.evaluate import datasets, latency, metrics, resize, results, tiling
 from srjs.evaluate.results import Bandwidth, Evaluation, ImageInfo, ImageScore, Row
@@ -222,8 +222,9 @@ def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int
     model_rows = []
     for d, manifest, name in zip(dirs, manifests, names):
         model = load_shipped(d)
-        run = keras_runner(model)
         scale, vmax = manifest.scale, manifest.value_max
+        # grayscale models score their luminance as a gray image, RGBA ones run on opaque photos
+        run = image_channels.rgb_runner(keras_runner(model), manifest.channels, vmax)
         scores, outs = [], []
         start = time.perf_counter()
         bars = None if progress else True  # None: shown only on a terminal

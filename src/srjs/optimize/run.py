@@ -56,7 +56,7 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
         raise BadInput("the variant must go to another folder than its parent")
     manifest = modeldir.read_manifest(parent)
     scale, vmax = manifest.scale, manifest.value_max
-    calib_crops, heldout = calibration.calibration_sets(recipe.calib, scale, vmax)
+    calib_crops, heldout = calibration.calibration_sets(recipe.calib, scale, vmax, manifest.channels)
     start = time.perf_counter()
 
     model = load_shipped(parent)
@@ -123,6 +123,9 @@ def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: boo
     from srjs.optimize import channels, cluster, distill, prune
 
     manifest = modeldir.read_manifest(parent)
+    if manifest.channels != 3:  # the distillation patches are RGB; quantization handles any channels
+        raise BadInput(f"--prune/--cluster/--prune-channels fine-tune on RGB patches; '{parent}' is a "
+                       f"{manifest.channels}-channel model (--quantize works on it)")
     images = distill.calibration_images(recipe.calib, manifest.scale)
     teacher = load_shipped(parent)
     teacher.trainable = False

@@ -254,7 +254,7 @@ def preflight(parent: Path, out: Path, planned: Sequence[Planned]) -> modeldir.M
             raise BadInput(f"variant '{p.name}' would overwrite its parent '{parent}'")
     check_out(out)
     for source in sorted({p.recipe.calib for p in planned}):
-        calibration.calibration_sets(source, manifest.scale, manifest.value_max)
+        calibration.calibration_sets(source, manifest.scale, manifest.value_max, manifest.channels)
     names = _weight_names(parent)
     if names:
         from srjs.optimize import quantize

@@ -35,6 +35,7 @@ class Definition:
     meta: dict
     package: str  # npm name
     version: str
+    channels: int = 3  # the model's image channels: 1 and 4 get UpscalerJS pre/postprocess adapters
 
     @property
     def model_path(self) -> str:
@@ -65,6 +66,25 @@ def _layers_source() -> str:
     return text.replace("export function registerCustomLayers", "function registerCustomLayers")
 
 
+def _channels_source(d: Definition) -> str:
+    """channelAdapters(getTf, channels) from js/harness/channels.mjs plus this entry's adapters,
+    for models whose image channels are not RGB (UpscalerJS gives and takes RGB pixels)."""
+    text = env.harness("channels.mjs").read_text()
+    if "export function channelAdapters" not in text:
+        raise RuntimeError("js/harness/channels.mjs no longer exports channelAdapters")
+    return (text.replace("export function channelAdapters", "function channelAdapters")
+            + f"let srjsTf;  // the tf UpscalerJS passes to setup(tf)\n"
+            f"const srjsChannels = channelAdapters(() => srjsTf, {int(d.channels)});")
+
+
+def _prelude(d: Definition) -> list[str]:
+    """Code before the definition: custom layers (layers models), channel adapters (1 / 4 channels)."""
+    parts = [_layers_source()] if d.kind == "layers" else []
+    if d.channels != 3:
+        parts.append(_channels_source(d))
+    return parts
+
+
 def _indent(text: str, spaces: int) -> str:
     pad = " " * spaces
     return "\n".join(pad + line if line.strip() else "" for line in text.splitlines())
@@ -74,7 +94,12 @@ def _object_literal(d: Definition, path_expr: str) -> str:
     """`{...}` for the definition: JSON body plus the computed path and setup."""
     body = strict_json.dumps(d.body(), indent=2)
     extra = [f'  "path": {path_expr},']
-    if d.kind == "layers":
+    if d.channels != 3:
+        layers = " registerCustomLayers(tf);" if d.kind == "layers" else ""
+        extra.append(f'  "setup": (tf) => {{ srjsTf = tf;{layers} }},')
+        extra.append('  "preprocess": srjsChannels.preprocess,')
+        extra.append('  "postprocess": srjsChannels.postprocess,')
+    elif d.kind == "layers":
         extra.append('  "setup": (tf) => registerCustomLayers(tf),')
     # Insert after the opening brace; JSON keys stay in a fixed order.
     return "{\n" + "\n".join(extra) + "\n" + body[2:]
@@ -88,9 +113,7 @@ def _header(d: Definition, what: str) -> str:
 
 def esm(d: Definition) -> str:
     """dist/esm/<entry>.mjs: `import x4 from 'pkg/x4'`; browsers and Node ESM."""
-    parts = [_header(d, "ES module"), "/* eslint-disable */"]
-    if d.kind == "layers":
-        parts.append(_layers_source())
+    parts = [_header(d, "ES module"), "/* eslint-disable */", *_prelude(d)]
     rel = f"../../{d.model_path}"
     parts.append(f"const definition = {_object_literal(d, f'new URL({rel!r}, import.meta.url).href')};")
     parts.append("export default definition;\n")
@@ -103,9 +126,7 @@ def cjs(d: Definition) -> str:
     path_expr = ("(typeof __dirname === 'string' && typeof process === 'object' && process.versions && "
                  "process.versions.node)\n    ? require('url').pathToFileURL(require('path').join(__dirname, "
                  f"{rel!r})).href\n    : undefined")
-    parts = [_header(d, "CommonJS module"), "'use strict';", "/* eslint-disable */"]
-    if d.kind == "layers":
-        parts.append(_layers_source())
+    parts = [_header(d, "CommonJS module"), "'use strict';", "/* eslint-disable */", *_prelude(d)]
     parts.append(f"const definition = {_object_literal(d, path_expr)};")
     parts.append("if (definition.path === undefined) delete definition.path;")
     parts.append("module.exports = definition;\n")
@@ -128,9 +149,7 @@ def umd(d: Definition) -> str:
     """
     path_expr = ("(typeof document !== 'undefined' && document.currentScript && document.currentScript.src)\n"
                  f"    ? new URL('../../{d.model_path}', document.currentScript.src).href\n    : undefined")
-    inner = ["'use strict';"]
-    if d.kind == "layers":
-        inner.append(_layers_source())
+    inner = ["'use strict';", *_prelude(d)]
     inner.append(f"const definition = {_object_literal(d, path_expr)};")
     inner.append("if (definition.path === undefined) delete definition.path;")
     inner.append("return definition;")
@@ -151,8 +170,10 @@ TYPES_COMMON = """\
 // Types of srjs-generated UpscalerJS model definitions (structurally an UpscalerJS
 // ModelDefinition, so `new Upscaler({ model })` accepts them).
 export interface SrjsModelMeta {
-  /** srjs architecture family (rrdbnet, srvgg, rdn, rrdn) and its parameters. */
+  /** srjs architecture family (rrdbnet, srvgg, rdn, rrdn, ...) and its parameters. */
   architecture: string;
+  /** The model's image channels: 1 grayscale, 3 RGB, 4 RGBA (adapted to RGB for UpscalerJS). */
+  channels: number;
   /** Seam-free padding measured by `srjs evaluate` (input pixels), null if not measured. */
   padding: number | null;
   /** UpscalerJS patchSize (window = tile + 2 * padding, input pixels), null if not measured. */
@@ -173,6 +194,10 @@ export interface SrjsModelDefinition {
   outputRange: [number, number];
   /** Registers the custom layers a layers model names; call before tf.loadLayersModel. */
   setup?: (tf: unknown) => void | Promise<void>;
+  /** Grayscale / RGBA models: RGB pixels [0, 255] to the model's channels (luminance, opaque alpha). */
+  preprocess?: (t: unknown) => unknown;
+  /** Grayscale / RGBA models: the model's output back to RGB (gray repeated, alpha dropped). */
+  postprocess?: (t: unknown) => unknown;
 }
 """
 

@@ -65,6 +65,7 @@ def _meta(manifest: modeldir.Manifest) -> dict:
     return {
         "architecture": manifest.arch,
         **{k: v for k, v in sorted(manifest.arch_params.items()) if isinstance(v, (int, float, str, bool))},
+        "channels": manifest.channels,
         "name": manifest.name,
         "padding": pad if measured else None,
         "patchSize": tile + 2 * pad if measured else None,
@@ -166,7 +167,7 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
             files = _model_files(folder)
             d = Definition(entry=entry, kind=kind, scale=int(manifest.scale),
                            value_range=tuple(manifest.value_range), meta=_meta(manifest),
-                           package=name, version=version)
+                           package=name, version=version, channels=int(manifest.channels))
             plans.append((d, folder, files, manifest, model_dir))
 
     sources = [attribution.source_of(md, m) for _, _, _, m, md in plans]

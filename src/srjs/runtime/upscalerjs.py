@@ -22,13 +22,16 @@ UPSCALERJS_BACKENDS = (None, "cpu", "webgl")
 def run_upscalerjs(model_json: Path, image_uint8: np.ndarray, scale: int,
                    value_range: tuple[float, float], patch_size: int | None = None,
                    padding: int = 0, *, backend: str | None = None,
-                   session: BrowserSession | None = None, timeout_s: float = 600) -> np.ndarray:
+                   session: BrowserSession | None = None, timeout_s: float = 600,
+                   channels: int = 3) -> np.ndarray:
     """Upscale `image_uint8` (HxWx3 uint8) with UpscalerJS and a layers model.json.
 
     value_range is the model's input and output range, (0, 1) or (0, 255). patch_size (pixels,
     None: whole image) and padding are UpscalerJS's execute() options. backend: 'cpu',
     'webgl', or None for TF.js's own choice (webgl when available). Returns UpscalerJS's
     output tensor as float32 (H*scale)x(W*scale)x3 in [0, 255]: clipped, not rounded.
+    channels: the model's image channels; 1 and 4 run through js/harness/channels.mjs's
+    adapters (luminance in / gray out; opaque alpha in / colour out), as srjs packages do.
     """
     model_json = Path(model_json)
     if model_json.is_dir():
@@ -56,6 +59,7 @@ def run_upscalerjs(model_json: Path, image_uint8: np.ndarray, scale: int,
             "padding": padding,
             "backend": backend,
             "out_url": files_url + "out.npy",
+            "channels": int(channels),
         }
         reply = session.call("upscaler.html", "srjsUpscale", job, timeout_s)
         if not reply["ok"]:
