@@ -228,3 +228,20 @@ def test_real_latest_tag_resolves_to_an_exact_version():
 
     version = npm._registry_version("@upscalerjs/esrgan-slim", "latest")
     assert npm._EXACT.match(version) and version != "latest", version
+
+
+def test_converted_from_a_tag_records_the_exact_version(tmp_path, fake_npm):
+    import torch
+
+    from srjs import modeldir
+    from tests.torch_reference import SRVGGNetCompact
+
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pth"
+    torch.save(SRVGGNetCompact(3, 3, num_feat=4, num_conv=1, upscale=2).state_dict(), weights)
+    fake_npm["tarball"] = _package(tmp_path / "fake.tgz", {"name": "fake", "version": "1.2.3"},
+                                   extra=[("package/models/tiny.pth", weights.read_bytes())])
+    out = tmp_path / "out"
+    result = run_cli("convert", "npm:fake@latest/models/tiny.pth", "-o", out, "--no-tfjs", "--value-range", "0-1")
+    assert result.exit_code == 0, result.output
+    assert modeldir.read_manifest(out).source["path"] == "npm:fake@1.2.3/models/tiny.pth"

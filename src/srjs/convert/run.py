@@ -32,6 +32,7 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
     """
     hints: dict = {}
     if npm.is_npm_spec(source):
+        source = npm.pin(source)  # a tag (latest) becomes the exact version it names now
         spec = npm.parse_spec(source)
         path = npm.resolve(source)
         hints = npm.package_hints(spec)
