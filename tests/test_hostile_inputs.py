@@ -196,3 +196,116 @@ def test_package_report_of_the_wrong_shape_exits_2(tmp_path, capsys, monkeypatch
     result = srjs_main(capsys, monkeypatch, "package", model, "-o", tmp_path / "pkg", "--report", report_path)
     _one_line_exit_2(result, named)
     assert not (tmp_path / "pkg").exists()
+
+
+# --- reports: names are plain text; a failed report leaves nothing ------------------------------
+
+MATHTEXT = "x$\\nocmd{$"
+
+
+def _evaluation(name: str = MATHTEXT):
+    """A hand-made Evaluation of one model named `name` (no model runs): rows, a timing, crops."""
+    import numpy as np
+
+    from srjs.evaluate.results import Evaluation, ImageInfo, ImageScore, Row, Timing
+
+    scores = [ImageScore("img$1$", 30.0, 0.9, 29.0)]
+    rows = [Row("bicubic x2", "bicubic", 2, 25.0, 0.8, 24.0, scores),
+            Row(name, "model", 2, 30.0, 0.9, 29.0, scores, path="/m", gzip_bytes=1000, bytes=2000)]
+    timing = Timing(name, "/m", "python", "tf", "keras", 32, 0, 0, 1, 5.0, 4.0, 1, 250.0, None, None, None)
+    image = np.zeros((32, 32, 3), np.uint8)
+    return Evaluation("photos$_{x}$", [ImageInfo("img$1$", [32, 32])], rows, [], [timing],
+                      {"latency_size": 32}, machine={},
+                      samples={2: {"image": "img$1$", "hr": image, "bicubic": image, "models": {name: image}}})
+
+
+@pytest.mark.parametrize("suffix", [".html", ".md"])
+def test_mathtext_in_names_is_drawn_as_plain_text(tmp_path, suffix):
+    from srjs.evaluate.report import write_report
+
+    path = write_report(_evaluation(), tmp_path / f"report{suffix}")
+    figures = sorted(p.name for p in (tmp_path / "report_files").iterdir())
+    assert figures == ["crops_0.png", "latency.png", "size_psnr.png"]
+    assert MATHTEXT in path.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["report_files", f"report{suffix}"])
+
+
+def test_a_report_that_fails_half_way_leaves_nothing(tmp_path, monkeypatch):
+    from srjs.evaluate import report
+
+    def broken(evaluation, path):
+        raise OSError(28, "No space left on device")  # after size_psnr.png was written
+
+    monkeypatch.setattr(report, "latency_plot", broken)
+    with pytest.raises(OSError):
+        report.write_report(_evaluation("plain"), tmp_path / "report.html")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_report_keeps_the_earlier_one_whole(tmp_path, monkeypatch):
+    from srjs.evaluate import report
+
+    report.write_report(_evaluation("plain"), tmp_path / "report.md")
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    monkeypatch.setattr(report, "crops_png", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        report.write_report(_evaluation("plain"), tmp_path / "report.md")
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "report_files"]
+
+
+# --- srjs serve: malformed requests and other hosts ------------------------------------------------
+
+def _raw(port: int, request: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`srjs serve`'s server on a package folder with an upload-capable mount beside it."""
+    from srjs.package import serve
+
+    pkg = tmp_path / "pkg"
+    (pkg / "demo").mkdir(parents=True)
+    (pkg / "package.json").write_text("{}")
+    (pkg / "demo" / "index.html").write_text("<p>demo</p>")
+    (tmp_path / "up").mkdir()
+    url, server = serve(pkg)
+    upload = server.mount(tmp_path / "up", writable=True)
+    yield int(server.url.rsplit(":", 1)[1]), url[len(server.url):], upload[len(server.url):], tmp_path / "up"
+    server.close()
+
+
+def test_serve_answers_bad_content_length_with_400_and_no_traceback(served, capfd):
+    port, page, upload, folder = served
+    head = f"PUT {upload}out.bin HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: abc\r\n\r\nxyz"
+    assert _raw(port, head.encode()).startswith(b"HTTP/1.1 400")
+    get = f"GET {page} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: -1\r\nConnection: close\r\n\r\n"
+    assert _raw(port, get.encode()).startswith(b"HTTP/1.1 400")
+    ok = f"GET {page} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    assert _raw(port, ok.encode()).endswith(b"<p>demo</p>")  # still serving
+    assert list(folder.iterdir()) == [] and capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("host, status", [
+    ("127.0.0.1:{port}", b"200"), ("localhost:{port}", b"200"), ("LocalHost:{port}", b"200"),
+    ("attacker.example:{port}", b"403"), ("attacker.example", b"403"), ("127.0.0.1", b"403"),
+    ("127.0.0.1:{port}.attacker.example", b"403"), (None, b"400"),
+])
+def test_serve_refuses_other_hosts(served, host, status):
+    """DNS rebinding: a page on attacker.example whose name now resolves to 127.0.0.1 sends its own
+    name as Host; only this server's own address is answered."""
+    port, page, upload, folder = served
+    header = "" if host is None else f"Host: {host.format(port=port)}\r\n"
+    reply = _raw(port, f"GET {page} HTTP/1.1\r\n{header}Connection: close\r\n\r\n".encode())
+    assert reply.split(b" ")[1] == status
+    put = f"PUT {upload}x.bin HTTP/1.1\r\n{header}Content-Length: 2\r\nConnection: close\r\n\r\nhi"
+    assert _raw(port, put.encode()).split(b" ")[1] == (b"201" if status == b"200" else status)
+    assert [p.name for p in folder.iterdir()] == (["x.bin"] if status == b"200" else [])

@@ -69,8 +69,9 @@ def test_a_dropped_connection_logs_nothing(server, tmp_path, capfd):
     (tmp_path / "big.bin").write_bytes(bytes(16 << 20))
     url = server.mount(tmp_path)
     path = url[len(server.url):] + "big.bin"
-    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    port = int(server.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     assert sock.recv(64).startswith(b"HTTP/1.1 200")
     # Linger 0: close() sends a reset, as a browser does when a page goes away mid-download.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

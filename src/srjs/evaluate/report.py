@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from srjs import atomic
 from srjs.errors import BadInput
 from srjs.evaluate.results import Evaluation, Row, fmt_number
 
@@ -53,13 +55,16 @@ def _figure_png(draw: Callable, path: Path, size=(6.4, 4.2)) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=size, dpi=100)
-    try:
-        draw(fig)
-        fig.tight_layout()
-        fig.savefig(path, format="png", metadata={"Software": None})
-    finally:
-        plt.close(fig)
+    # Model and image names are data, not markup: '$...$' in a name is mathtext to matplotlib,
+    # which fails to parse (or renders) it; every text is drawn as plain characters.
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        fig = plt.figure(figsize=size, dpi=100)
+        try:
+            draw(fig)
+            fig.tight_layout()
+            fig.savefig(path, format="png", metadata={"Software": None})
+        finally:
+            plt.close(fig)
     return path
 
 
@@ -334,7 +339,23 @@ def write_report(evaluation: Evaluation, path: Path) -> Path:
         raise BadInput(f"report must end in .md or .html, not '{path.name}'")
     path.parent.mkdir(parents=True, exist_ok=True)
     base = path.parent.resolve()
-    figures = write_figures(evaluation, base / f"{path.stem}_files")
-    text = markdown(evaluation, figures, base) if kind == ".md" else html_page(evaluation, figures, base)
-    atomic.write_text(path, text)
+    folder = base / f"{path.stem}_files"
+    if folder.exists() and not (folder.is_dir() and all(p.suffix == ".png" and p.is_file() for p in folder.iterdir())):
+        raise BadInput(f"'{folder}' exists and is not a report's figures folder; refusing to overwrite it")
+    # Everything is made in a private folder beside the report, laid out as it will be (page and
+    # <stem>_files/), and moved into place only once all of it was written: a report that fails
+    # half-way (a plot, a full disk) leaves nothing behind, and an earlier report stays whole.
+    work = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=base))
+    try:
+        figures = write_figures(evaluation, work / folder.name)
+        text = markdown(evaluation, figures, work) if kind == ".md" else html_page(evaluation, figures, work)
+        page = work / path.name
+        page.write_text(text, encoding="utf-8")
+        page.chmod(0o644)
+        if folder.exists():
+            folder.rename(work / ".old")
+        (work / folder.name).rename(folder)
+        os.replace(page, path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return path

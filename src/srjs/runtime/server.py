@@ -56,6 +56,12 @@ class StaticServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The Host headers this server answers (lowercase): its own address, by IP or as localhost."""
+        port = self._httpd.server_address[1]
+        return (f"127.0.0.1:{port}", f"localhost:{port}") + (("127.0.0.1", "localhost") if port == 80 else ())
+
     def mount(self, directory: Path, *, prefix: str | None = None, writable: bool = False) -> str:
         """Serve `directory` at `prefix` (default: a random one); returns its URL ending in '/'.
         A writable mount also accepts PUT/POST of single files directly inside it."""
@@ -112,7 +118,25 @@ def _handler_for(server: StaticServer):
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _refused(self) -> bool:
+            """Reply and return True for requests no page of ours makes: a Host other than this
+            server (DNS rebinding: a remote page whose name resolves to 127.0.0.1 would otherwise
+            read and write here), or a Content-Length that is not a number."""
+            host = (self.headers.get("Host") or "").strip().lower()
+            if host not in server.hosts:
+                self.close_connection = True
+                self._reply(400 if not host else 403, b"this server answers only to " + server.hosts[0].encode())
+                return True
+            length = self.headers.get("Content-Length")
+            if length is not None and not length.strip().isdigit():
+                self.close_connection = True  # the body's end is unknown: this connection is done
+                self._reply(400, b"bad Content-Length")
+                return True
+            return False
+
         def do_GET(self) -> None:
+            if self._refused():
+                return
             found = server.resolve(urlsplit(self.path).path)
             if not found or not found[0].is_file():
                 return self._reply(404, b"not found")
@@ -130,6 +154,8 @@ def _handler_for(server: StaticServer):
         do_HEAD = do_GET
 
         def do_PUT(self) -> None:
+            if self._refused():
+                return
             found = server.resolve(urlsplit(self.path).path)
             length = int(self.headers.get("Content-Length") or -1)
             if not found or not found[1] or not _UPLOAD_NAME.match(found[0].name):
