@@ -67,6 +67,10 @@ FIELDS: dict[str, Field] = {f.key: f for f in (
     Field("width", "width", None, "output width, px"),
     Field("height", "height", None, "output height, px"),
     Field("seconds", "seconds", 1, "wall time, s"),
+    Field("warm_runs", "warm runs", None, "timed warm calls (the median is reported)"),
+    Field("pixel_overhead", "pixel overhead", 2, "tile pixels computed / image pixels"),
+    Field("seam_patch", "seam patch", None, "tile the seam-free padding was measured at, input px"),
+    Field("files", "files", None, "files in the package"),
     Field("recipe", "recipe", None, "a variant's optimize recipe"),
 )}
 
