@@ -18,6 +18,7 @@ so two runs give byte-identical folders.
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import shutil
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import srjs
 from srjs import atomic, modeldir, strict_json, tfjs_weights
 from srjs.errors import BadInput
-from srjs.package import attribution, definitions, demo, readme
+from srjs.package import attribution, definitions, demo, onnx_entry, readme
 from srjs.package.definitions import Definition
 
 MANIFEST = "srjs-package.json"
@@ -133,6 +134,15 @@ def _exports(defs: list[Definition]) -> dict:
     return exports
 
 
+def _about(facts: "readme.EntryFacts") -> dict:
+    """What the demo page's model list shows for an entry: gzip bytes and measured Y-PSNR."""
+    about = {"gzip_bytes": facts.gzip_bytes}
+    psnr = facts.quality.get("psnr_y")
+    if isinstance(psnr, (int, float)) and math.isfinite(psnr):
+        about |= {"psnr_y": round(float(psnr), 2), "dataset": facts.quality.get("dataset")}
+    return about
+
+
 def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
                   exports: tuple[str, ...] = ("layers",), report: dict | None = None) -> Path:
     """Write the npm package for `model_dirs` to `out` atomically; returns `out`.
@@ -149,11 +159,14 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
         readme.check_report(report)
     if not model_dirs:
         raise BadInput("give at least one model dir to package")
-    kinds = tuple(k for k in EXPORTS if k in exports)
-    if not kinds or len(kinds) != len(set(exports)):
-        raise BadInput(f"exports must be layers, graph or both, not {','.join(exports) or 'nothing'}")
+    # onnx ships beside a TF.js export: alone it means layers + onnx
+    with_onnx = "onnx" in exports
+    kinds = tuple(k for k in EXPORTS if k in exports) or (("layers",) if with_onnx else ())
+    if not kinds or len(set(kinds) | set(exports) - {"onnx"}) != len(kinds):
+        raise BadInput(f"exports must be layers, graph or both (and/or onnx), not {','.join(exports) or 'nothing'}")
 
     plans = []  # (definition, source folder, files, manifest, model dir)
+    onnx_plans = []  # (onnx_entry.OnnxEntry, manifest)
     seen: dict[str, Path] = {}
     for model_dir in map(Path, model_dirs):
         manifest = modeldir.read_manifest(model_dir)
@@ -169,6 +182,12 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
                            value_range=tuple(manifest.value_range), meta=_meta(manifest),
                            package=name, version=version, channels=int(manifest.channels))
             plans.append((d, folder, files, manifest, model_dir))
+        if with_onnx:  # '<name>-onnx': onnx/ files for onnxruntime-web (onnx_entry.py)
+            e = onnx_entry.plan(model_dir, manifest, entry_name(manifest.name), name, version, _meta(manifest))
+            if e.entry in seen:
+                raise BadInput(f"'{seen[e.entry]}' and '{model_dir}' both make package entry '{e.entry}'")
+            seen[e.entry] = model_dir
+            onnx_plans.append((e, manifest))
 
     sources = [attribution.source_of(md, m) for _, _, _, m, md in plans]
     defs = [p[0] for p in plans]
@@ -187,7 +206,15 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
             facts.append(readme.EntryFacts(d, manifest.name, manifest.arch, size, gz,
                                            readme.quality_from(report, model_dir, manifest.name, manifest.results)))
         _write(root, f"{definitions.TYPES_DIR}/definition.d.ts", definitions.TYPES_COMMON)
-        demo.write_demo(root, defs)
+        onnx_about = {}
+        for e, _ in onnx_plans:
+            written = onnx_entry.write_entry(root, e)
+            onnx_about[e.entry] = {"gzip_bytes": _sizes(written[0].parent, [written[0].name])[1]}
+        demo.write_demo(root, [*defs, *(e for e, _ in onnx_plans)],
+                        {f.definition.entry: _about(f) for f in facts} | onnx_about)
+        if onnx_plans:
+            onnx_entry.write_runtime(root)
+            onnx_entry.write_vendor(root / "demo")
         _write(root, "README.md", readme.render(name, version, facts, sources))
         _write(root, "LICENSE", attribution.license_file(sources))
         first = _exports(defs)["."]
@@ -199,15 +226,18 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
                            "for UpscalerJS and TensorFlow.js, packaged by srjs",
             "keywords": ["super resolution", "upscaling", "tensorflowjs", "upscalerjs", "esrgan"],
             "license": attribution.spdx(sources),
-            "exports": _exports(defs),
+            "exports": _exports(defs) | onnx_entry.exports([e for e, _ in onnx_plans]),
             "main": first["require"],
             "module": first["import"],
             "types": first["types"],
             "umd:main": first["umd"],
             "files": ["dist/", "models/", "demo/", "README.md", "LICENSE", MANIFEST],
-            "peerDependencies": {"@tensorflow/tfjs": "^4.0.0"},
+            "peerDependencies": {"@tensorflow/tfjs": "^4.0.0",
+                                 **({"onnxruntime-web": ">=1.20.0"} if onnx_plans else {})},
+            **({"peerDependenciesMeta": {"onnxruntime-web": {"optional": True}}} if onnx_plans else {}),
             "sideEffects": False,
-            "srjs": {"entries": {d.entry: {"kind": d.kind, "scale": d.scale} for d in defs}},
+            "srjs": {"entries": {d.entry: {"kind": d.kind, "scale": d.scale}
+                                 for d in [*defs, *(e for e, _ in onnx_plans)]}},
         }
         _write(root, "package.json", strict_json.dumps(package_json, indent=2) + "\n")
         index = {
