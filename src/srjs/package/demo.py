@@ -18,7 +18,7 @@ from srjs.errors import BadInput
 from srjs.package.definitions import ESM_DIR, Definition
 from srjs.runtime import env
 
-PAGE_FILES = ("index.html", "demo.js", "tiling.mjs")
+PAGE_FILES = ("index.html", "demo.js", "tiling.mjs", "ort-demo.mjs")  # ort-demo: ONNX entries, loaded lazily
 VENDOR = {  # file in the package's demo/vendor/ -> path under js/node_modules
     "tf.min.js": "@tensorflow/tfjs/dist/tf.min.js",
     "tf-backend-wasm.min.js": "@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js",

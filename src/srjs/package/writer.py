@@ -247,7 +247,9 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
             "srjs_version": srjs.__version__,
             "entries": [{"entry": d.entry, "kind": d.kind, "scale": d.scale, "model": m.name,
                          "source": s.label, "source_sha256": s.sha256, "meta": d.meta}
-                        for (d, _, _, m, _), s in zip(plans, sources)],
+                        for (d, _, _, m, _), s in zip(plans, sources)]
+                       + [{"entry": e.entry, "kind": e.kind, "scale": e.scale, "model": m.name,
+                           "float16_activations": e.float16_activations, "meta": e.meta} for e, m in onnx_plans],
             "files": {str(p.relative_to(root).as_posix()): {"bytes": p.stat().st_size,
                                                              "sha256": modeldir.sha256_file(p)}
                       for p in sorted(root.rglob("*")) if p.is_file()},

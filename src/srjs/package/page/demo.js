@@ -6,6 +6,7 @@
 // tile, pad} -> {png (data URL of the result), timings, backend, tiles}.
 import entries from './entries.mjs';
 import { planTiles } from './tiling.mjs';
+import { upscaleOnnx } from './ort-demo.mjs'; // ONNX entries: onnxruntime-web (its own module)
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -125,6 +126,7 @@ export async function upscale(source, { entry, backend, tile, pad, onProgress = 
   const item = entries.find((e) => e.entry === entry);
   if (!item) throw new Error(`no entry '${entry}' in this package`);
   const def = item.definition;
+  if (def.modelType === 'onnx') return upscaleOnnx(source, item, { backend, tile, pad, onProgress });
   const scale = def.scale;
   const [lo, hi] = def.outputRange;
   const t0 = performance.now();
@@ -210,7 +212,7 @@ function show(source, result) {
     tr.insertCell().textContent = value;
   };
   for (const [key, ms] of Object.entries(result.timings)) row(LABELS[key] || key, formatMs(ms));
-  const backend = tf.getBackend();
+  const backend = result.backend || tf.getBackend();
   row('Backend', backend + (backend === 'wasm' ? ` (${tf.wasm.getThreadsCount()} threads)` : '')
     + (result.why ? ` — ${result.why}` : ''));
   row('Tiles', String(result.tiles));
@@ -260,7 +262,8 @@ async function run(source, name = 'image') {
   try {
     const opts = options();
     let why = '';
-    if (opts.backend === 'auto') {
+    const onnx = entries.find((e) => e.entry === opts.entry).definition.modelType === 'onnx';
+    if (opts.backend === 'auto' && !onnx) { // an ONNX entry's runner chooses its own provider
       const item = entries.find((e) => e.entry === opts.entry);
       ({ backend: opts.backend, why } = await chooseBackend(item, available, (text) => { $('status').textContent = text; }));
     } else {
@@ -274,7 +277,7 @@ async function run(source, name = 'image') {
         $('status').textContent = `Tile ${done} of ${total}`;
       },
     });
-    result.why = why;
+    result.why = result.why || why;
     $('status').textContent = `Done: ${result.imageData.width}×${result.imageData.height}.`;
     const canvas = show(source, result);
     const scale = result.imageData.width / (source.width || 1);
@@ -328,6 +331,6 @@ window.srjsDemoUpscale = async (job) => {
   picked = img;
   const { result, canvas } = await run(img, 'image.png');
   return { png: canvas.toDataURL('image/png'), timings: result.timings, tiles: result.tiles, backend: tf.getBackend(),
-    entry: result.entry, modelType: result.modelType, why: result.why };
+    entry: result.entry, modelType: result.modelType, why: result.why, runtime: result.backend || 'tfjs' };
 };
 window.srjsReady = true;
