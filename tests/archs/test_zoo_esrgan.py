@@ -345,3 +345,97 @@ def test_override_and_assumption_reach_the_manifest(tmp_path):
     chosen = convert_checkpoint(str(path), tmp_path / "b", export_tfjs=False, arch_params={"act_type": "leakyrelu"})
     assert chosen.arch_params["act_type"] == "leakyrelu" and chosen.arch_params_assumed == {}
     assert modeldir.read_manifest(tmp_path / "b").arch_params_assumed == {}
+
+
+@pytest.fixture(scope="module")
+def shipped_channel_models(tmp_path_factory):
+    """The grayscale RRDBNet and RGBA Compact converted with every TF.js export."""
+    from srjs.convert.run import convert_checkpoint
+
+    root = tmp_path_factory.mktemp("channels-tfjs")
+    out = {}
+    for name, (_, state) in (("gray", rrdb_state(*GRAY_RRDB)), ("rgba", compact_state(*RGBA_COMPACT))):
+        convert_checkpoint(str(ref.save(state, root / f"{name}.pth")), root / name)
+        out[name] = root / name
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gray", "rgba"])
+def test_verify_quantize_and_evaluate_in_tfjs(shipped_channel_models, tmp_path, name):
+    """Per family: the layers and graph exports of a 1- / 4-channel model agree with Keras in
+    Node wasm; a uint8 variant is calibrated on its channels and verifies too; evaluate scores it."""
+    from srjs.evaluate.run import evaluate
+    from srjs.optimize.recipe import Recipe
+    from srjs.optimize.run import make_variant
+    from srjs.verify import verify_model_dir
+
+    model_dir = shipped_channel_models[name]
+    report = verify_model_dir(model_dir, runtimes=("node",), backends={"node": ("wasm",)}, warm_runs=0)
+    assert [(r.format, r.ok) for r in report.rows] == [("layers", True), ("graph", True)], report.rows
+    assert report.input_shapes == [[1, 20, 28, 1 if name == "gray" else 4]]
+    variant = make_variant(model_dir, tmp_path / "uint8", Recipe(quantize="uint8"))
+    assert variant.channels == (1 if name == "gray" else 4)
+    assert variant.results["heldout"]["fidelity_psnr_y"] > 25  # uint8 vs its float32 parent, dB
+    report = verify_model_dir(tmp_path / "uint8", runtimes=("node",), backends={"node": ("wasm",)}, warm_runs=0)
+    assert all(r.ok for r in report.rows), report.rows
+    ev = evaluate([model_dir], limit=1, crop=32, latency_tiles=(0,), warm=1, seam=False, progress=False)
+    row = next(r for r in ev.rows if r.path == str(model_dir))
+    assert np.isfinite(row.psnr_y) and row.psnr_y > 0
+
+
+@pytest.mark.slow
+def test_package_definitions_adapt_channels_in_node(shipped_channel_models, tmp_path):
+    """The package's UpscalerJS definitions turn RGB pixels into the model's channels and back,
+    by the rule `srjs upscale` uses (image_channels), run with TF.js in Node."""
+    import json
+    import subprocess
+
+    from srjs import image_channels
+    from srjs.package import write_package
+    from srjs.runtime import env
+
+    pkg = write_package(list(shipped_channel_models.values()), tmp_path / "pkg", name="tiny-zoo",
+                        version="0.1.0", exports=("layers", "graph"))
+    rgb, _ = _photo(4, 6)
+    outputs = {"gray": np.random.default_rng(1).random((1, 8, 12, 1)),
+               "rgba": np.random.default_rng(2).random((1, 8, 12, 4))}
+    entries = {"gray": "gray", "rgba": "rgba-graph"}
+    script = tmp_path / "check.mjs"
+    script.write_text(f"""
+import {{ createRequire }} from 'node:module';
+const tf = createRequire({json.dumps(str(env.js_dir() / 'package.json'))})('@tensorflow/tfjs');
+const rgb = tf.tensor4d({json.dumps(rgb[None].tolist())}, undefined, 'int32');
+const out = {{}};
+for (const [name, entry] of Object.entries({json.dumps(entries)})) {{
+  const def = (await import({json.dumps((pkg / 'dist/esm').as_uri())} + '/' + entry + '.mjs')).default;
+  await def.setup(tf);
+  const y = tf.tensor4d({json.dumps({k: v.tolist() for k, v in outputs.items()})}[name]);
+  out[name] = {{ channels: def.meta.channels, pre: await def.preprocess(rgb).array(),
+                post: await def.postprocess(y).array() }};
+}}
+console.log(JSON.stringify(out));
+""")
+    js = env.require_js_deps("node")
+    done = subprocess.run([env.node(), str(script)], cwd=js, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, channels in (("gray", 1), ("rgba", 4)):
+        assert got[name]["channels"] == channels
+        # UpscalerJS gives [0, 255] pixels and no alpha (opaque); its inputRange scaling follows
+        want_pre = image_channels.to_model(rgb[None].astype(np.float32), None, channels, 255.0)
+        assert np.abs(np.asarray(got[name]["pre"]) - want_pre).max() < 1e-3
+        want_post = image_channels.from_model(outputs[name], channels)[0]
+        assert np.abs(np.asarray(got[name]["post"]) - want_post).max() < 1e-6
+
+
+@pytest.mark.slow
+def test_upscalerjs_runs_grayscale_and_rgba_models(shipped_channel_models):
+    """UpscalerJS 1.0.0 itself (Chromium) gives RGB and takes RGB: with the definition's channel
+    adapters its output matches the Keras model under the same rule (luminance / opaque alpha)."""
+    from srjs.verify import verify_model_dir
+
+    for name, model_dir in shipped_channel_models.items():
+        report = verify_model_dir(model_dir, runtimes=("upscalerjs",), backends={"upscalerjs": ("cpu",)},
+                                  warm_runs=0)
+        assert [(r.runtime, r.ok) for r in report.rows] == [("upscalerjs", True)], (name, report.rows)
