@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 
-from srjs import modeldir
-from srjs.errors import BadInput
 
 # float16 compute (10-bit mantissa, every layer rounded): 1% of the output's scale is about
 # 2.5 8-bit levels at worst on one pixel; measured errors are 10-50x below it.
@@ -24,9 +22,9 @@ ORT_RUNTIMES = ("ort-node", "ort-browser")  # srjs.runtime.ort.RUNNERS (imported
 def onnx_files(model_dir: Path) -> list[tuple[Path, str, str]]:
     """(path, format, weights dtype) of the model dir's ONNX files: format 'onnx' (float32),
     'onnx-fp16' (float16 compute) or 'onnx-fp16w' (float16 weights, float32 compute)."""
-    info = modeldir.read_manifest(model_dir).results.get("onnx")
-    if not info:
-        raise BadInput(f"'{model_dir}' has no ONNX export (run `srjs onnx {model_dir}` first)")
+    from srjs.convert.onnx_dir import read_info
+
+    info = read_info(model_dir)
     half = "onnx-fp16" if info["float16"]["activations"] == "float16" else "onnx-fp16w"
     return [(Path(model_dir) / info["files"]["float32"], "onnx", "float32"),
             (Path(model_dir) / info["files"]["float16"], half, "float16")]

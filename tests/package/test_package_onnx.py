@@ -76,7 +76,11 @@ def test_onnx_entry_upscales_tiled_like_srjs_upscale(built, backend):
     assert np.abs(got - ours).max() <= 1.0  # 1/255: the canvas's 8-bit rounding of a float result
 
 
-def test_a_model_dir_without_onnx_is_refused(built, tmp_path):
+@pytest.mark.parametrize("forge, message", [
+    (lambda info: None, "has no ONNX export; run `srjs onnx"),
+    (lambda info: info | {"files": {**info["files"], "float32": "/etc/passwd"}}, "results.onnx is malformed"),
+])
+def test_a_model_dir_without_a_sound_onnx_export_is_refused(built, tmp_path, forge, message):
     import shutil
 
     from srjs import modeldir
@@ -85,8 +89,10 @@ def test_a_model_dir_without_onnx_is_refused(built, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(model_dir, bare)
     manifest = modeldir.read_manifest(bare)
-    del manifest.results["onnx"]
+    manifest.results["onnx"] = forge(manifest.results["onnx"])
+    if manifest.results["onnx"] is None:
+        del manifest.results["onnx"]
     modeldir.write_manifest(bare, manifest)
-    with pytest.raises(BadInput, match="has no ONNX export; run `srjs onnx"):
+    with pytest.raises(BadInput, match=message):
         write_package([bare], tmp_path / "pkg", name="@test/bare", version="1.0.0", exports=("onnx",))
     assert not (tmp_path / "pkg").exists()

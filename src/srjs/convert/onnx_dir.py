@@ -17,6 +17,7 @@ import numpy as np
 
 from srjs import atomic, modeldir
 from srjs.convert import onnx_export
+from srjs.errors import BadInput
 
 ONNX_DIR = "onnx"
 FLOAT32_FILE = "model.onnx"
@@ -159,6 +160,22 @@ def export_model(model, manifest: modeldir.Manifest, out_dir: Path, *, check_ima
         "float16": {"weights": "float16", "activations": "float16" if safety["safe"] else "float32",
                     **safety},
     }
+
+
+def read_info(model_dir: Path, manifest: modeldir.Manifest | None = None) -> dict:
+    """The manifest's results["onnx"], checked: the files are the fixed names inside onnx/ (a
+    manifest may come from anyone; its paths are never followed elsewhere) and the float16
+    activations are float16 or float32. BadInput when absent or malformed."""
+    manifest = manifest or modeldir.read_manifest(model_dir)
+    info = manifest.results.get("onnx")
+    if not info:
+        raise BadInput(f"'{model_dir}' has no ONNX export; run `srjs onnx {model_dir}` first")
+    expected = {"float32": f"{ONNX_DIR}/{FLOAT32_FILE}", "float16": f"{ONNX_DIR}/{FLOAT16_FILE}"}
+    activations = (info.get("float16") or {}).get("activations") if isinstance(info, dict) else None
+    if info.get("files") != expected or activations not in onnx_export.ACTIVATIONS:
+        raise BadInput(f"'{model_dir}': manifest results.onnx is malformed (files must be {expected}, "
+                       "float16.activations float16 or float32); re-run `srjs onnx`")
+    return info
 
 
 def shipped_model(model_dir: Path):

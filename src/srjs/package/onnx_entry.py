@@ -68,9 +68,9 @@ class OnnxEntry:
 def plan(model_dir: Path, manifest: modeldir.Manifest, base_entry: str, package: str, version: str,
          meta: dict) -> OnnxEntry:
     """The ONNX entry of `model_dir`; BadInput when it has no onnx/ export or is not RGB."""
-    info = manifest.results.get("onnx")
-    if not info:
-        raise BadInput(f"'{model_dir}' has no ONNX export; run `srjs onnx {model_dir}` first")
+    from srjs.convert.onnx_dir import read_info
+
+    info = read_info(model_dir, manifest)
     channels = int(getattr(manifest, "channels", 3))
     if channels != 3:
         raise BadInput(f"'{model_dir}' takes {channels}-channel images; ONNX entries run RGB models only")
