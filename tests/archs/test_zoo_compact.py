@@ -1,0 +1,266 @@
+"""SPAN, PLKSR and RealPLKSR against spandrel (tests/spandrel_ref.py).
+
+Random-weight models from spandrel's own torch classes over their hyperparameters (scales 1-4,
+image channels, mixer / large-kernel types, attention, LayerNorm / GroupNorm), saved as .pth
+and .safetensors: srjs reads the file, its detection equals spandrel's, and its Keras model
+matches spandrel's forward within 1e-4 of the output's range. Settings the weights cannot tell
+are overridable and recorded; channel pruning's surgery is exact on each family; one Node
+wasm verify per family (slow).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests import spandrel_ref as ref  # stubs torchvision, then imports spandrel
+
+from spandrel.architectures.PLKSR import PLKSR, RealPLKSR  # noqa: E402
+from spandrel.architectures.SPAN import SPAN  # noqa: E402
+
+from srjs.convert.detect import build_model  # noqa: E402
+from srjs.convert.sources import read_checkpoint  # noqa: E402
+from srjs.errors import BadInput  # noqa: E402
+
+TOL = 1e-4  # max |srjs - spandrel| / output range
+FORMATS = (".pth", ".safetensors")
+
+
+def _max_rel_diff(ours: np.ndarray, theirs: np.ndarray) -> float:
+    assert ours.shape == theirs.shape
+    return float(np.abs(ours - theirs).max() / (theirs.max() - theirs.min()))
+
+
+def span_model(seed: int = 0, **hp) -> torch.nn.Module:
+    """A random SPAN; with normalisation, conv_1's input weights are scaled by 1/img_range as a
+    trained model's are (raw random weights on a x255 input blow activations up to ~1e4, where
+    float32 rounding alone exceeds the tolerance, in torch and TF alike)."""
+    model = ref.random_model(SPAN, seed, **hp)
+    if hp.get("norm", True):
+        with torch.no_grad():
+            for part in (model.conv_1.sk, model.conv_1.conv[0]):
+                part.weight.mul_(1 / model.img_range)
+    return model
+
+
+def expected_params(found: dict) -> tuple[str, dict]:
+    """srjs's (arch, params) for what spandrel detected (spandrel_ref.describe's dict)."""
+    hp = found["hyperparameters"]
+    scale = found["scale"]
+    if found["arch"] == "SPAN":
+        params = {"scale": scale, "feature_channels": hp["feature_channels"], "num_in_ch": found["input_channels"],
+                  "num_out_ch": found["output_channels"], "norm": hp["norm"]}
+        if hp["norm"]:
+            params.update(img_range=hp["img_range"], rgb_mean=list(hp["rgb_mean"]))
+        return "span", params
+    assert found["arch"] == "PLKSR" and (found["input_channels"], found["output_channels"]) == (3, 3)
+    if "dysample" in hp:  # RealPLKSR
+        assert not hp["dysample"]
+        keys = ("dim", "n_blocks", "kernel_size", "split_ratio", "use_ea", "norm_groups", "layer_norm")
+        return "realplksr", {"scale": scale, **{k: hp[k] for k in keys}}
+    keys = ["dim", "n_blocks", "ccm_type", "kernel_size", "split_ratio", "lk_type", "with_idt", "use_ea"]
+    if hp["lk_type"] == "SparsePLK":
+        keys += ["use_max_kernel", "sparse_kernels", "sparse_dilations"]
+    return "plksr", {"scale": scale, **{k: (list(hp[k]) if isinstance(hp[k], (list, tuple)) else hp[k]) for k in keys}}
+
+
+SPAN_GRID = [  # (scale, image channels, norm, feature_channels)
+    (1, 1, False, 4), (2, 3, True, 8), (3, 4, False, 4), (4, 3, True, 4), (2, 3, False, 8), (4, 1, False, 4),
+]
+PLKSR_GRID = [
+    dict(dim=8, n_blocks=2, upscaling_factor=2, kernel_size=5, ccm_type="CCM"),
+    dict(dim=8, n_blocks=1, upscaling_factor=1, kernel_size=7, split_ratio=0.5, ccm_type="ICCM", use_ea=False),
+    dict(dim=8, n_blocks=1, upscaling_factor=3, kernel_size=9, ccm_type="DCCM", lk_type="RectSparsePLK"),
+    dict(dim=8, n_blocks=1, upscaling_factor=4, lk_type="SparsePLK"),
+    dict(dim=12, n_blocks=1, upscaling_factor=2, kernel_size=3, split_ratio=1.0, ccm_type="DCCM", use_ea=False),
+]
+REALPLKSR_GRID = [
+    dict(dim=8, n_blocks=2, upscaling_factor=2, kernel_size=5),
+    dict(dim=8, n_blocks=1, upscaling_factor=4, kernel_size=7, layer_norm=True, use_ea=False),
+    dict(dim=8, n_blocks=1, upscaling_factor=1, kernel_size=3, split_ratio=0.5, layer_norm=True),
+    dict(dim=16, n_blocks=1, upscaling_factor=3, kernel_size=5, use_ea=False),
+]
+
+
+def _grid():
+    cases = []
+    for i, (scale, ch, norm, fc) in enumerate(SPAN_GRID):
+        hp = dict(num_in_ch=ch, num_out_ch=ch, feature_channels=fc, upscale=scale, norm=norm)
+        cases.append(pytest.param("span", hp, FORMATS[i % 2], id=f"span-x{scale}-c{ch}-f{fc}{'-norm' if norm else ''}"))
+    for cls, grid in (("plksr", PLKSR_GRID), ("realplksr", REALPLKSR_GRID)):
+        for i, hp in enumerate(grid):
+            tags = "-".join(str(v) for k, v in hp.items() if k in ("ccm_type", "lk_type"))
+            flags = "".join(f"-{k}" for k in ("layer_norm",) if hp.get(k)) + ("-noea" if hp.get("use_ea") is False else "")
+            cases.append(pytest.param(cls, hp, FORMATS[(i + 1) % 2],
+                                      id=f"{cls}-x{hp['upscaling_factor']}-d{hp['dim']}{'-' + tags if tags else ''}{flags}"))
+    return cases
+
+
+def make_model(family: str, hp: dict, seed: int = 0) -> torch.nn.Module:
+    if family == "span":
+        return span_model(seed, **hp)
+    return ref.random_model(PLKSR if family == "plksr" else RealPLKSR, seed, **hp)
+
+
+@pytest.mark.parametrize("family,hp,suffix", _grid())
+def test_detection_and_forward_equal_spandrels(tmp_path, family, hp, suffix):
+    model = make_model(family, hp)
+    path = ref.save(model.state_dict(), tmp_path / f"m{suffix}")
+    theirs = ref.detect(path)
+    built = build_model(read_checkpoint(path))
+    assert (built.arch, built.params) == expected_params(ref.describe(theirs))
+    channels = theirs.input_channels
+    x = np.random.default_rng(len(hp)).random((1, 16, 16, channels), dtype=np.float32)
+    ours = built.model(x, training=False).numpy()
+    assert _max_rel_diff(ours, ref.forward(theirs.model, x)) < TOL
+
+
+# --- what the weights cannot tell ----------------------------------------------------------
+
+OVERRIDES = [  # (family, true hyperparameters, override, recorded assumption that it replaces)
+    ("span", dict(num_in_ch=3, num_out_ch=3, feature_channels=4, upscale=2, img_range=1.0), {"img_range": 1.0},
+     "img_range"),
+    ("span", dict(num_in_ch=3, num_out_ch=3, feature_channels=4, upscale=2, rgb_mean=(0.5, 0.5, 0.5)),
+     {"rgb_mean": [0.5, 0.5, 0.5]}, "rgb_mean"),
+    ("plksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=5, with_idt=True), {"with_idt": True},
+     "with_idt"),
+    ("realplksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=5, norm_groups=2), {"norm_groups": 2},
+     "norm_groups"),
+]
+
+
+@pytest.mark.parametrize("family,hp,override,param", OVERRIDES, ids=[o[3] for o in OVERRIDES])
+def test_assumed_settings_are_recorded_and_overridable(tmp_path, family, hp, override, param):
+    """Without the override srjs runs spandrel's default (and says so); with it, the true net."""
+    model = make_model(family, hp)
+    path = ref.save(model.state_dict(), tmp_path / "m.safetensors")
+    x = np.random.default_rng(1).random((1, 16, 16, 3), dtype=np.float32)
+    want = ref.forward(model, x)
+    default = build_model(read_checkpoint(path))
+    assert param in default.assumed and "not in the weights" in default.assumed[param]
+    assert _max_rel_diff(default.model(x).numpy(), want) > 100 * TOL  # the assumption matters
+    fixed = build_model(read_checkpoint(path), arch_params=override)
+    assert param not in fixed.assumed and fixed.params[param] == override[param]
+    assert _max_rel_diff(fixed.model(x).numpy(), want) < TOL
+
+
+def test_dysample_realplksr_is_refused_by_name(tmp_path):
+    model = ref.random_model(RealPLKSR, 0, dim=8, n_blocks=1, upscaling_factor=2, kernel_size=3, dysample=True)
+    path = ref.save(model.state_dict(), tmp_path / "m.pth")
+    assert ref.describe(ref.detect(path))["hyperparameters"]["dysample"]  # spandrel reads it too
+    with pytest.raises(BadInput, match=r"DySample upsampling \(to_img\.init_pos\) is not supported"):
+        build_model(read_checkpoint(path))
+
+
+def test_span_with_a_wrong_eval_conv_still_follows_spandrel(tmp_path):
+    """spandrel's eval forward refolds eval_conv from the train-time branches; so does srjs."""
+    model = span_model(0, num_in_ch=3, num_out_ch=3, feature_channels=4, upscale=2, norm=False)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["block_2.c2_r.eval_conv.weight"].normal_()  # stale or garbage stored fold
+    path = ref.save(state, tmp_path / "m.pth")
+    theirs = ref.detect(path)
+    x = np.random.default_rng(2).random((1, 16, 16, 3), dtype=np.float32)
+    ours = build_model(read_checkpoint(path)).model(x).numpy()
+    assert _max_rel_diff(ours, ref.forward(theirs.model, x)) < TOL
+
+
+# --- optimize: channel pruning's surgery and the MAC count ----------------------------------
+
+def _keras_model(family: str, hp: dict, tmp_path: Path):
+    path = ref.save(make_model(family, hp).state_dict(), tmp_path / "m.pth")
+    return build_model(read_checkpoint(path)).model
+
+
+PRUNE_CASES = [
+    ("span", dict(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2, norm=False)),
+    ("plksr", dict(dim=8, n_blocks=2, upscaling_factor=2, kernel_size=5)),
+    ("realplksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=5)),
+]
+
+
+@pytest.mark.parametrize("family,hp", PRUNE_CASES, ids=[c[0] for c in PRUNE_CASES])
+def test_removing_all_zero_channels_changes_no_output(tmp_path, family, hp):
+    """Channel pruning understands each family's graph: zero half of every prunable group's
+    channels, remove them, and the output is the same with fewer conv MACs."""
+    from srjs.optimize import channels
+
+    model = _keras_model(family, hp, tmp_path)
+    graph = channels.channel_graph(model)
+    groups = graph.prunable()
+    assert groups, "no prunable group"
+    for members in groups.values():
+        dead = np.arange(graph.group_size[members[0]])[::2]
+        for conv in members:
+            layer = model.get_layer(conv)
+            kernel, bias = layer.get_weights()
+            kernel[..., dead], bias[dead] = 0, 0
+            layer.set_weights([kernel, bias])
+    x = np.random.default_rng(3).random((1, 16, 16, 3), dtype=np.float32)
+    pruned = channels.apply(model, graph, channels.all_zero_channels(model, graph))
+    np.testing.assert_allclose(pruned(x).numpy(), model(x).numpy(), rtol=0, atol=1e-5)
+    assert sum(channels.conv_macs(pruned).values()) < sum(channels.conv_macs(model).values())
+
+
+def test_span_conv_macs_are_the_folded_convs():
+    """One 3x3 conv per Conv3XC: MACs per input pixel by hand for f features, scale s."""
+    from srjs.archs import span
+    from srjs.optimize.channels import conv_macs
+
+    f, s, c = 8, 3, 3
+    model = span.build(scale=s, feature_channels=f, num_in_ch=c, num_out_ch=c, norm=False)
+    by_hand = 9 * c * f + (6 * 3 + 1) * 9 * f * f + 4 * f * f + 9 * f * c * s * s
+    assert sum(conv_macs(model).values()) == by_hand
+
+
+# --- TF.js ----------------------------------------------------------------------------------
+
+VERIFY_CASES = [
+    ("span", dict(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2), ".safetensors"),
+    ("plksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=7, ccm_type="CCM"), ".pth"),
+    ("realplksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=7), ".safetensors"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family,hp,suffix", VERIFY_CASES, ids=[c[0] for c in VERIFY_CASES])
+def test_converted_model_runs_in_tfjs_node_wasm(tmp_path, family, hp, suffix):
+    """convert from the file, then both TF.js exports in Node wasm match the Keras model
+    (GELU, Mish, swish, LayerNormalization, the split partial conv, DepthwiseConv2D affines)."""
+    from srjs import modeldir
+    from srjs.convert.run import convert_checkpoint
+    from srjs.verify import verify_model_dir
+
+    model = make_model(family, hp)
+    path = ref.save(model.state_dict(), tmp_path / f"m{suffix}")
+    out = tmp_path / "model"
+    convert_checkpoint(str(path), out)
+    manifest = modeldir.read_manifest(out)
+    assert manifest.arch == family
+    assert manifest.cost["params"] == _shipped_params(family, hp, model)
+    report = verify_model_dir(out, runtimes=("node",), backends={"node": ("wasm",)}, warm_runs=1, shapes=((16, 16),))
+    assert {(r.format, r.backend) for r in report.rows} == {("layers", "wasm"), ("graph", "wasm")}
+    assert report.ok, report.table()
+
+
+def _shipped_params(family: str, hp: dict, model: torch.nn.Module) -> int:
+    """Weights the converted model holds. PLKSR: exactly the source's (split convs and the
+    GroupNorm affine keep every value). SPAN: each Conv3XC is one 3x3 conv, plus the constant
+    depthwise affines (attention offset per block, input normalisation)."""
+    if family != "span":
+        return sum(v.numel() for v in model.parameters())
+    f, c, s = hp["feature_channels"], hp["num_in_ch"], hp["upscale"]
+    conv3xc = (9 * c * f + f) + 19 * (9 * f * f + f)
+    return conv3xc + (4 * f * f + f) + (9 * f * c * s * s + c * s * s) + 6 * 2 * f + 2 * c
+
+
+def test_real_cugan_is_refused_as_unknown():
+    """docs/zoo.md's 'refused' row: no family claims a Real-CUGAN checkpoint."""
+    from spandrel.architectures.RealCUGAN import UpCunet2x
+
+    from srjs.archs import detect_arch
+
+    shapes = {k: tuple(v.shape) for k, v in UpCunet2x(in_channels=3, out_channels=3).state_dict().items()}
+    with pytest.raises(BadInput, match="no known architecture"):
+        detect_arch(shapes)
