@@ -127,9 +127,9 @@ def convert(source: PathLike, out: PathLike, *, arch: str = "auto", scale: int |
 
 def optimize(model_dir: PathLike, out: PathLike, *, quantize: str | None = None,
              max_drop_db: float | None = None, min_fidelity_db: float | None = None,
-             prune: float | None = None, prune_channels: float | None = None, cluster: int | None = None,
-             steps: int | None = None, time_budget_s: float | None = None, calib: str = "builtin",
-             force: bool = False, progress: bool = False) -> OptimizeResult:
+             prune: float | None = None, prune_channels: float | None = None, prune_depth: float | None = None,
+             cluster: int | None = None, steps: int | None = None, time_budget_s: float | None = None,
+             calib: str = "builtin", force: bool = False, progress: bool = False) -> OptimizeResult:
     """Make the variant `out` of `model_dir` (see `srjs optimize --help` for the recipe).
 
     BadInput before anything loads for an impossible recipe, or when `out` already exists and
@@ -138,8 +138,8 @@ def optimize(model_dir: PathLike, out: PathLike, *, quantize: str | None = None,
     from srjs.optimize.recipe import Recipe
 
     recipe = Recipe(quantize=quantize, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db, calib=calib,
-                    prune=prune, prune_channels=prune_channels, cluster=cluster, steps=steps,
-                    time_budget_s=time_budget_s)
+                    prune=prune, prune_channels=prune_channels, prune_depth=prune_depth, cluster=cluster,
+                    steps=steps, time_budget_s=time_budget_s)
     recipe.check()
     check_replace(out, force)
     from srjs.optimize.run import make_variant

@@ -241,6 +241,9 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
 @click.option("--prune-channels", "prune_channels", type=FINITE, help="Remove this fraction in (0, 1) of every "
               "prunable group of conv channels (less work: faster in the browser), re-solved by least squares "
               "and fine-tuned by distillation from the parent.")
+@click.option("--prune-depth", "prune_depth", type=FINITE, help="Drop this fraction in (0, 1) of the trunk's "
+              "residual blocks (RRDBs, RDBs): the ones whose removal changes the output least, then re-solved "
+              "by least squares and fine-tuned by distillation (before --prune-channels).")
 @click.option("--cluster", type=int, help="Cluster every conv kernel to K values (K >= 2), fine-tuned "
               "by distillation; keeps a pruned model's zeros.")
 @click.option("--steps", type=int, help="Fine-tune bound: optimizer steps (default 500 without --time-budget).")
@@ -256,7 +259,8 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
 @click.option("--crop", type=click.IntRange(min=16), help="Sweep: centre-crop evaluate's HR images to N x N px.")
 @click.option("--force", is_flag=True, help="Replace OUT if it already holds a model dir.")
 @_json_option("srjs.optimize/1, or with --sweep srjs.sweep/1")
-def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, prune_channels, cluster, steps, time_budget,
+def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, prune_channels, prune_depth,
+             cluster, steps, time_budget,
              sweep, recipe_texts, recipes_file, limit, crop, force, json_path):
     """Make a variant: per-tensor quantization calibrated on the network's output.
 
@@ -282,9 +286,9 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
     from srjs.optimize.recipe import Recipe
 
     if sweep or recipe_texts or recipes_file:
-        if quantize or prune is not None or cluster is not None or prune_channels is not None:
+        if quantize or any(v is not None for v in (prune, cluster, prune_channels, prune_depth)):
             raise BadInput("--sweep takes its recipes from --recipe/--recipes (or the default sweep), "
-                           "not --quantize/--prune/--prune-channels/--cluster")
+                           "not --quantize/--prune/--prune-channels/--prune-depth/--cluster")
         from srjs.optimize import sweep as sweeps
 
         tables = [(None, sweeps.parse_recipe(t)) for t in recipe_texts]
@@ -299,8 +303,8 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
     if limit is not None or crop is not None:
         raise BadInput("--limit/--crop choose the images a sweep is evaluated on; they need --sweep")
     recipe = Recipe(quantize=quantize, max_drop_db=max_drop_db, min_fidelity_db=min_fidelity_db, calib=calib,
-                    prune=prune, prune_channels=prune_channels, cluster=cluster, steps=steps,
-                    time_budget_s=time_budget)
+                    prune=prune, prune_channels=prune_channels, prune_depth=prune_depth, cluster=cluster,
+                    steps=steps, time_budget_s=time_budget)
     recipe.check()  # before TensorFlow loads: `--quantize int4` costs no import
     from srjs import api
 
@@ -308,6 +312,14 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
     result = api.optimize(model_dir, out, **recipe.__dict__, force=True, progress=True)
     click.echo(result.table() + f" -> {out}")
     _write_json(result.to_dict(), json_path)
+    if "prune_depth" in result.results:
+        done = result.results["prune_depth"]
+        click.echo(f"prune-depth: dropped {len(done['blocks']['dropped'])} of {done['blocks']['total']} "
+                   f"residual blocks; conv work {done['macs_per_pixel']['before'] / 1e3:.0f}k -> "
+                   f"{done['macs_per_pixel']['after'] / 1e3:.0f}k MACs per input pixel "
+                   f"({done['speedup_macs']:.2f}x less), params {done['params']['before']} -> "
+                   f"{done['params']['after']}; fine-tune {done['fine_tune']['steps']} steps in "
+                   f"{done['fine_tune']['seconds']:.0f} s")
     if "prune_channels" in result.results:
         done, fit = result.results["prune_channels"], result.results["prune_channels"]["fine_tune"]
         click.echo(f"prune-channels: conv work {done['macs_per_pixel']['before'] / 1e3:.0f}k -> "

@@ -221,18 +221,20 @@ def apply(model, graph: ChannelGraph, keep: dict[str, np.ndarray]):
 
 
 def refit(original, pruned, graph: ChannelGraph, keep: dict[str, np.ndarray], batch: np.ndarray,
-          ridge: float = 1e-3, max_samples: int = 20000, seed: int = 0) -> None:
+          ridge: float = 1e-3, max_samples: int = 20000, seed: int = 0, only: list[str] | None = None) -> None:
     """Re-solve each conv of `pruned` (in place, in graph order) by least squares so its output
     on the pruned model's own inputs matches the original conv's output (kept channels).
 
     Layer-wise reconstruction (He et al. 2017, "Channel Pruning"): what a removed channel
     carried is re-expressed through the channels that stay, before any fine-tune. `ridge` is
     relative to the mean diagonal of X^T X; `max_samples` output pixels are drawn at random.
+    `only`: re-solve just these convs (depth pruning's), in graph order.
     """
     from srjs.tf import keras, tf
 
     rng = np.random.default_rng(seed)
-    convs = [layer["name"] for layer in graph.config["layers"] if layer["class_name"] == CONV]
+    convs = [layer["name"] for layer in graph.config["layers"] if layer["class_name"] == CONV
+             and (only is None or layer["name"] in only)]
     # The original's conv outputs in one pass; the pruned model's inputs must be recomputed per
     # conv, since every re-solve changes what the later convs see.
     targets = keras.Model(original.inputs, [original.get_layer(n).output for n in convs])(batch, training=False)

@@ -96,6 +96,8 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
     arch_params = dict(manifest.arch_params)
     if "prune_channels" in results:  # the family's widths no longer describe the net
         arch_params["prune_channels"] = recipe.prune_channels
+    if "prune_depth" in results:  # nor its block count
+        arch_params["prune_depth"] = recipe.prune_depth
     variant = dataclasses.replace(
         manifest, name=f"{manifest.name}-{_short(recipe)}", parent=str(parent), arch_params=arch_params,
         recipe=recipe.to_dict(), results=results, files={})
@@ -104,7 +106,8 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
 
 
 def _short(recipe: Recipe) -> str:
-    parts = [f"ch{int(round(recipe.prune_channels * 100))}" if recipe.prune_channels else "",
+    parts = [f"d{int(round(recipe.prune_depth * 100))}" if recipe.prune_depth else "",
+             f"ch{int(round(recipe.prune_channels * 100))}" if recipe.prune_channels else "",
              f"p{int(round(recipe.prune * 100))}" if recipe.prune else "",
              f"c{recipe.cluster}" if recipe.cluster else "",
              (recipe.quantize if recipe.quantize and ":" not in recipe.quantize else "mixed" if recipe.quantize else "")]
@@ -115,12 +118,12 @@ DEFAULT_FINE_TUNE_STEPS = 500  # optimizer steps of 4 LR patches of 32 px, witho
 
 
 def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: bool):
-    """Prune channels / prune / cluster by distillation from the parent (optimize.channels,
-    optimize.prune, optimize.cluster), in that order."""
-    if recipe.prune is None and recipe.cluster is None and recipe.prune_channels is None:
+    """Prune depth / prune channels / prune / cluster by distillation from the parent
+    (optimize.depth, optimize.channels, optimize.prune, optimize.cluster), in that order."""
+    if all(v is None for v in (recipe.prune, recipe.cluster, recipe.prune_channels, recipe.prune_depth)):
         return model
     from srjs.evaluate.shipped import load_shipped
-    from srjs.optimize import channels, cluster, distill, prune
+    from srjs.optimize import channels, cluster, depth, distill, prune
 
     manifest = modeldir.read_manifest(parent)
     if manifest.channels != 3:  # the distillation patches are RGB; quantization handles any channels
@@ -132,6 +135,10 @@ def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: boo
     steps, budget = recipe.steps, recipe.time_budget_s
     if steps is None and budget is None:
         steps = DEFAULT_FINE_TUNE_STEPS
+    if recipe.prune_depth is not None:  # first: the blocks it keeps are then cheaper to analyse
+        model, results["prune_depth"] = depth.prune_depth(
+            model, teacher, images, ratio=recipe.prune_depth, value_max=manifest.value_max,
+            steps=steps, time_budget_s=budget, progress=progress)
     if recipe.prune_channels is not None:
         model, results["prune_channels"] = channels.prune_channels(
             model, teacher, images, ratio=recipe.prune_channels, value_max=manifest.value_max,

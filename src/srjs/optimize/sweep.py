@@ -33,7 +33,7 @@ REPORT_FILE = "report.html"
 RESERVED = {SWEEP_FILE, EVAL_FILE, REPORT_FILE, "report_files"}
 DEFAULT_MAX_DROP_DB = 0.05  # auto's budget in the default sweep without --max-drop-db/--min-fidelity-db
 DEFAULT_SWEEP = ("float16", "uint16", "uint8", "auto")
-FINE_TUNE_KEYS = ("prune", "prune_channels", "cluster")  # recipes the sweep-wide --steps/--time-budget bound
+FINE_TUNE_KEYS = ("prune", "prune_channels", "prune_depth", "cluster")  # recipes the sweep-wide --steps/--time-budget bound
 
 
 @dataclass
