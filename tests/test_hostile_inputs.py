@@ -212,7 +212,7 @@ def _evaluation(name: str = MATHTEXT):
     scores = [ImageScore("img$1$", 30.0, 0.9, 29.0)]
     rows = [Row("bicubic x2", "bicubic", 2, 25.0, 0.8, 24.0, scores),
             Row(name, "model", 2, 30.0, 0.9, 29.0, scores, path="/m", gzip_bytes=1000, bytes=2000)]
-    timing = Timing(name, "/m", "python", "tf", "keras", 32, 0, 0, 1, 5.0, 4.0, 1, 250.0, None, None, None)
+    timing = Timing(name, "/m", "python", "tf", "keras", 32, 16, 8, 4, 5.0, 4.0, 1, 250.0, None, None, None)
     image = np.zeros((32, 32, 3), np.uint8)
     return Evaluation("photos$_{x}$", [ImageInfo("img$1$", [32, 32])], rows, [], [timing],
                       {"latency_size": 32}, machine={},
@@ -225,7 +225,7 @@ def test_mathtext_in_names_is_drawn_as_plain_text(tmp_path, suffix):
 
     path = write_report(_evaluation(), tmp_path / f"report{suffix}")
     figures = sorted(p.name for p in (tmp_path / "report_files").iterdir())
-    assert figures == ["crops_0.png", "latency.png", "size_psnr.png"]
+    assert figures == ["crops_x2.png", "latency.png", "size_psnr.png"]
     assert MATHTEXT in path.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["report_files", f"report{suffix}"])
 

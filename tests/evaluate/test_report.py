@@ -61,7 +61,7 @@ def test_html_pngs_exist_and_are_the_embedded_images(reports):
     page = _Page()
     page.feed((reports / "r.html").read_text())
     alts = [img["alt"] for img in page.images]
-    assert alts == ["size vs PSNR-Y", "latency vs patch size", "crops esrgan-slim-x2"]
+    assert alts == ["size vs PSNR-Y", "latency vs tile size", "crops x2"]  # bicubic and HR once per scale
     for img in page.images:
         path = reports / img["data-file"]
         assert path.is_file() and path.read_bytes()[:8] == PNG_MAGIC
@@ -92,9 +92,9 @@ def test_html_table_numbers_equal_the_json(reports):
                 checked += 1
     assert checked >= 8  # PSNR/SSIM of both rows, fidelity SSIM and latency of the model
     model = dict(zip(headers, rows[1]))
-    assert model["fidelity PSNR-Y (dB)"] == "inf" and model["fidelity SSIM-Y"] == "1.0000"
+    assert model["fidelity dB"] == "inf" and model["fidelity SSIM-Y"] == "1.0000"
     assert int(model["gzip bytes"]) == raw["rows"][1]["gzip_bytes"] > 0
-    assert math.isfinite(float(model["PSNR-Y (dB)"]))
+    assert math.isfinite(float(model["Y-PSNR dB"]))
 
 
 def test_markdown_links_existing_pngs_and_states_the_protocol(reports):
@@ -105,3 +105,28 @@ def test_markdown_links_existing_pngs_and_states_the_protocol(reports):
     assert raw["protocol"] in text and "## Bandwidth" in text
     bw = raw["bandwidth"][0]
     assert f"| {bw['image']} | 2 | 48x48 | 24x24 | {bw['hr_png']} | {bw['lr_png']} |" in text
+
+
+def test_no_latency_chart_without_tiled_latency_and_protocol_has_no_raw_backticks(reports, tmp_path):
+    from srjs.evaluate.report import write_report
+    from srjs.evaluate.results import Evaluation
+
+    evaluation = Evaluation.from_dict(json.loads((reports / "e.json").read_text()))
+    evaluation.latency = [t for t in evaluation.latency if t.tile == 0]  # whole-image timings only
+    write_report(evaluation, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text()
+    page = _Page()
+    page.feed(text)
+    assert [img["alt"] for img in page.images] == ["size vs PSNR-Y"]  # no chart of flat lines
+    assert 'id="latency"' in text  # the whole-image numbers are still in the table
+    protocol = text.split("<h2>Protocol</h2>", 1)[1]
+    assert "`" not in protocol and "<code>scale</code>" in protocol
+
+
+def test_quality_axis_spans_at_least_a_decibel():
+    from srjs.evaluate.report import quality_ylim
+
+    low, high = quality_ylim([28.39, 28.46])  # 0.07 dB apart: noise on two images
+    assert high - low >= 1.0 and low < 28.39 and high > 28.46
+    low, high = quality_ylim([20.0, 30.0])  # real differences keep their own range, plus margins
+    assert (low, high) == pytest.approx((19.0, 31.0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from srjs import tables
 from srjs.errors import BadInput
 from srjs.evaluate.results import Evaluation, Row, fmt_number
 
@@ -29,22 +31,14 @@ class Column:
     digits: int | None  # None: integer or text
 
 
-COLUMNS = (
-    Column("name", "model", None),
-    Column("scale", "scale", None),
-    Column("bytes", "bytes", None),
-    Column("gzip_bytes", "gzip bytes", None),
-    Column("psnr_y", "PSNR-Y (dB)", 2),
-    Column("ssim_y", "SSIM-Y", 4),
-    Column("psnr_rgb", "PSNR-RGB (dB)", 2),
-    Column("fidelity_psnr_y", "fidelity PSNR-Y (dB)", 2),
-    Column("fidelity_ssim_y", "fidelity SSIM-Y", 4),
-    Column("warm_ms", "warm latency (ms)", 1),
-    Column("seam_free_padding", "seam-free pad (px)", None),
-    Column("payback_png", "payback (PNG images)", None),
-    Column("payback_jpeg", "payback (JPEG images)", None),
-    Column("recipe", "variant recipe", None),
-)
+# Headers and decimals come from srjs.tables: the same words the CLI's tables use.
+COLUMNS = tuple(Column(key, tables.header(key), tables.FIELDS[key].digits) for key in (
+    "name", "scale", "bytes", "gzip_bytes", "psnr_y", "ssim_y", "psnr_rgb", "fidelity_psnr_y",
+    "fidelity_ssim_y", "warm_ms", "seam_free_padding", "payback_png", "payback_jpeg", "recipe"))
+
+# The quality axis spans at least this many dB: differences of a few hundredths of a dB are
+# noise on a handful of images and must not fill the plot.
+MIN_QUALITY_SPAN_DB = 1.0
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -88,6 +82,7 @@ def size_psnr_plot(evaluation: Evaluation, path: Path) -> Path:
                 ax.step([r.gzip_bytes / 1e6 for r in front], [r.psnr_y for r in front], where="post",
                         color=color, lw=1, alpha=0.6, label=f"Pareto front x{scale}")
         ax.margins(x=0.2, y=0.1)  # room for the point labels
+        ax.set_ylim(*quality_ylim([r.psnr_y for r in evaluation.rows]))
         ax.set_xlabel("shipped TF.js size, gzip (MB)")
         ax.set_ylabel("PSNR-Y (dB)")
         ax.set_title(f"Size vs quality ({evaluation.dataset}, {len(evaluation.images)} images)")
@@ -95,6 +90,23 @@ def size_psnr_plot(evaluation: Evaluation, path: Path) -> Path:
         ax.legend(fontsize=8)
 
     return _figure_png(draw, path)
+
+
+def quality_ylim(values: list[float], min_span: float = MIN_QUALITY_SPAN_DB) -> tuple[float, float]:
+    """(low, high) of the PSNR axis in dB: the values with 10% margins, widened around their
+    middle to at least `min_span` dB so that noise-sized differences look small."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0
+    low, high = min(finite), max(finite)
+    span = max(high - low, min_span)
+    middle = (low + high) / 2
+    return middle - 0.6 * span, middle + 0.6 * span
+
+
+def has_tiled_latency(evaluation: Evaluation) -> bool:
+    """Whether any tiled (tile > 0) warm latency was measured: the latency chart's x axis."""
+    return any(t.tile and t.warm_ms is not None for t in evaluation.latency)
 
 
 def pareto_front(rows: list[Row]) -> list[Row]:
@@ -122,7 +134,7 @@ def latency_plot(evaluation: Evaluation, path: Path) -> Path:
                 if t.tile == 0:
                     ax.axhline(t.warm_ms, ls="--", color=f"C{i}", lw=1, label=f"{name}, whole image")
         size = evaluation.options.get("latency_size")
-        ax.set_xlabel("patch size (input px; pad added on each side)")
+        ax.set_xlabel("tile (input px; pad added on each side)")
         ax.set_ylabel("warm time per image (ms)")
         ax.set_title(f"Python latency, {size}x{size} input")
         ax.grid(alpha=0.3)
@@ -163,49 +175,73 @@ def _most_different_box(a: np.ndarray, b: np.ndarray, side: int) -> tuple[int, i
     return int(top), int(left), side
 
 
-def crops_png(evaluation: Evaluation, row: Row, path: Path, side: int = 96) -> Path | None:
-    """bicubic | reference | model | HR crops of the first image; None without samples.
-
-    A model compared with another (a variant with its parent) is cropped where the two differ
-    most; a model on its own where the HR has the most detail."""
-    sample = evaluation.samples.get(row.scale)
-    if not sample or row.name not in sample["models"]:
+def crops_png(evaluation: Evaluation, scale: int, path: Path, side: int = 96) -> Path | None:
+    """One figure per scale: bicubic | every model | HR, cropped from the first image at the
+    window where the HR has the most detail; None without samples. Each panel appears once."""
+    sample = evaluation.samples.get(scale)
+    if not sample or not sample["models"]:
         return None
-    reference = row.reference or row.name
-    box = None
-    if reference != row.name and reference in sample["models"]:
-        box = _most_different_box(sample["models"][row.name], sample["models"][reference], side)
-    top, left, side = box or _busiest_box(sample["hr"], side)
+    top, left, side = _busiest_box(sample["hr"], side)
     region = (slice(top, top + side), slice(left, left + side))
-    panels = [(f"bicubic x{row.scale}", sample["bicubic"]),
-              (f"reference: {reference}", sample["models"].get(reference, sample["models"][row.name])),
-              (row.name, sample["models"][row.name]), ("HR", sample["hr"])]
+    panels = [(f"bicubic x{scale}", sample["bicubic"]), *sample["models"].items(), ("HR", sample["hr"])]
 
     def draw(fig):
         for i, (title, image) in enumerate(panels):
-            ax = fig.add_subplot(1, 4, i + 1)
+            ax = fig.add_subplot(1, len(panels), i + 1)
             ax.imshow(image[region], interpolation="nearest")
             ax.set_title(title, fontsize=8)
             ax.axis("off")
         fig.suptitle(f"{sample['image']}, {side}x{side} px at ({left}, {top})", fontsize=9)
 
-    return _figure_png(draw, path, size=(10, 3.0))
+    return _figure_png(draw, path, size=(2.5 * len(panels), 3.0))
+
+
+def variants_png(evaluation: Evaluation, scale: int, path: Path, side: int = 96) -> Path | None:
+    """Reference | its variants, cropped where a variant departs most from its reference (not a
+    flat area where every variant looks the same); None without variants or differences."""
+    sample = evaluation.samples.get(scale)
+    variants = [r for r in evaluation.rows if r.kind == "model" and r.scale == scale and r.reference
+                and r.reference != r.name and sample and r.name in sample["models"]
+                and r.reference in sample["models"]]
+    if not variants:
+        return None
+    reference = variants[0].reference
+    variants = [r for r in variants if r.reference == reference]
+    models = sample["models"]
+    boxes = [(b, r) for r in variants
+             if (b := _most_different_box(models[r.name], models[reference], side)) is not None]
+    if not boxes:
+        return None
+    top, left, side = boxes[0][0]
+    region = (slice(top, top + side), slice(left, left + side))
+    panels = [(f"reference: {reference}", models[reference])] + [(r.name, models[r.name]) for r in variants]
+
+    def draw(fig):
+        for i, (title, image) in enumerate(panels):
+            ax = fig.add_subplot(1, len(panels), i + 1)
+            ax.imshow(image[region], interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+        fig.suptitle(f"{sample['image']}, {side}x{side} px at ({left}, {top}): where {boxes[0][1].name} "
+                     f"differs most from {reference}", fontsize=9)
+
+    return _figure_png(draw, path, size=(2.5 * len(panels), 3.0))
 
 
 def write_figures(evaluation: Evaluation, folder: Path) -> dict[str, Path]:
-    """Every figure as a PNG in `folder`: {'size_psnr', 'latency', 'crops:<row>'} -> path."""
-    from tqdm import tqdm
-
+    """Every figure as a PNG in `folder`: {'size_psnr', 'latency' (only when tiled latency was
+    measured: whole-image timings alone are the table's), 'crops:x<scale>'} -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     figures = {"size_psnr": size_psnr_plot(evaluation, folder / "size_psnr.png")}
-    if evaluation.latency:
+    if has_tiled_latency(evaluation):
         figures["latency"] = latency_plot(evaluation, folder / "latency.png")
-    models = [r for r in evaluation.rows if r.kind == "model"]
-    bars = True if len(models) < 3 else None  # None: shown only on a terminal
-    for i, row in enumerate(tqdm(models, desc="crops", leave=False, disable=bars)):
-        made = crops_png(evaluation, row, folder / f"crops_{i}.png")
+    for scale in sorted({r.scale for r in evaluation.rows if r.kind == "model"}):
+        made = crops_png(evaluation, scale, folder / f"crops_x{scale}.png")
         if made is not None:
-            figures[f"crops:{row.name}"] = made
+            figures[f"crops:x{scale}"] = made
+        made = variants_png(evaluation, scale, folder / f"variants_x{scale}.png")
+        if made is not None:
+            figures[f"crops:variants x{scale}"] = made
     return figures
 
 
@@ -233,8 +269,8 @@ def per_image_table(row: Row) -> tuple[list[str], list[list[str]]]:
 
 
 def latency_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
-    headers = ["model", "size", "patch", "pad", "tiles", "cold ms", "warm ms", "tiles/s", "tiled/whole",
-               "ideal"]
+    headers = [tables.header(k) for k in ("model", "size", "tile", "pad", "tiles", "cold_ms", "warm_ms",
+                                           "tiles_per_s", "overhead", "ideal_overhead")]
     rows = [[t.model, str(t.size), str(t.tile or "whole"), str(t.pad), str(t.tiles), fmt_number(t.cold_ms, 1),
              fmt_number(t.warm_ms, 1), fmt_number(t.tiles_per_s, 1), fmt_number(t.overhead, 2), fmt_number(t.ideal_overhead, 2)]
             for t in evaluation.latency]
@@ -274,19 +310,24 @@ def markdown(evaluation: Evaluation, figures: dict[str, Path], base: Path) -> st
     lines = ["# srjs evaluation", ""] + [p + "\n" for p in _intro(evaluation)]
     lines += ["## Results", ""] + _md_table(*main_table(evaluation)) + [""]
     lines += [link("size_psnr", "size vs PSNR-Y"), ""]
-    if "latency" in figures:
-        lines += ["## Latency", "", link("latency", "latency vs patch size"), ""]
+    if evaluation.latency:
+        lines += ["## Latency", ""]
+        lines += [link("latency", "latency vs tile size"), ""] if "latency" in figures else []
         lines += _md_table(*latency_table(evaluation)) + [""]
     lines += ["## Bandwidth", ""] + _md_table(*bandwidth_table(evaluation)) + [""]
     lines += ["## Crops", ""]
-    for row in evaluation.rows:
-        if f"crops:{row.name}" in figures:
-            lines += [f"### {row.name}", "", link(f"crops:{row.name}", f"crops {row.name}"), ""]
+    for key in (k for k in figures if k.startswith("crops:")):
+        lines += [link(key, f"crops {key[6:]}"), ""]
     lines += ["## Per image", ""]
     for row in evaluation.rows:
         lines += [f"### {row.name}", ""] + _md_table(*per_image_table(row)) + [""]
     lines += ["## Protocol", "", evaluation.protocol, ""]
     return "\n".join(lines)
+
+
+def _inline_code(text: str) -> str:
+    """HTML of text whose `backticked` words are code (escaped, no raw backticks)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def _html_table(headers, rows, table_id: str | None = None) -> str:
@@ -315,19 +356,19 @@ def html_page(evaluation: Evaluation, figures: dict[str, Path], base: Path) -> s
     parts += [f"<p>{html.escape(p)}</p>" for p in _intro(evaluation)]
     parts += ["<h2>Results</h2>", _html_table(*main_table(evaluation), table_id="results"),
               _html_img(figures["size_psnr"], base, "size vs PSNR-Y")]
-    if "latency" in figures:
-        parts += ["<h2>Latency</h2>", _html_img(figures["latency"], base, "latency vs patch size"),
-                  _html_table(*latency_table(evaluation), table_id="latency")]
+    if evaluation.latency:
+        parts.append("<h2>Latency</h2>")
+        if "latency" in figures:
+            parts.append(_html_img(figures["latency"], base, "latency vs tile size"))
+        parts.append(_html_table(*latency_table(evaluation), table_id="latency"))
     parts += ["<h2>Bandwidth</h2>", _html_table(*bandwidth_table(evaluation), table_id="bandwidth"),
               "<h2>Crops</h2>"]
-    for row in evaluation.rows:
-        if f"crops:{row.name}" in figures:
-            parts += [f"<h3>{html.escape(row.name)}</h3>",
-                      _html_img(figures[f"crops:{row.name}"], base, f"crops {row.name}")]
+    for key in (k for k in figures if k.startswith("crops:")):
+        parts.append(_html_img(figures[key], base, f"crops {key[6:]}"))
     parts.append("<h2>Per image</h2>")
     for row in evaluation.rows:
         parts += [f"<h3>{html.escape(row.name)}</h3>", _html_table(*per_image_table(row))]
-    parts += ["<h2>Protocol</h2>", f"<p>{html.escape(evaluation.protocol)}</p>", "</body></html>"]
+    parts += ["<h2>Protocol</h2>", f"<p>{_inline_code(evaluation.protocol)}</p>", "</body></html>"]
     return "\n".join(parts)
 
 
