@@ -84,3 +84,14 @@ def test_verify_fails_an_onnx_file_with_other_weights(uint8_onnx_dir, tmp_path):
     rows = {r.format: r for r in report.rows}
     assert not rows["onnx"].ok and rows["onnx"].max_abs_diff > 100 * rows["onnx"].tol
     assert rows["onnx-fp16"].ok and not report.ok
+
+
+def test_bench_times_the_onnx_export_in_node(uint8_onnx_dir):
+    from srjs.evaluate.latency import run_bench
+
+    bench = run_bench([uint8_onnx_dir], runtimes=("ort-node",), sizes=(24,), tiles=(0, 8), warm=1, pad=4,
+                      progress=False)
+    rows = {t.tile: t for t in bench.timings}
+    assert set(rows) == {0, 8} and all(t.error is None for t in rows.values())
+    assert {(t.runtime, t.backend, t.format) for t in rows.values()} == {("ort-node", "wasm", "onnx")}
+    assert rows[8].tiles == 4 and rows[8].method == "per-tile" and rows[0].warm_ms > 0  # 24 px in 16 px windows

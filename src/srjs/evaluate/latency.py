@@ -107,18 +107,26 @@ def bench_python(model_dir: Path, sizes: Sequence[int], tiles: Sequence[int], pa
 def bench_tfjs(model_dirs: Sequence[Path], sizes: Sequence[int], tiles: Sequence[int], pad: int, warm: int,
                runtime: str = "node", backends: Sequence[str] | None = None, fmt: str = "graph",
                progress=None) -> list[Timing]:
-    """TF.js timings of model dirs in `runtime` ('node' or 'browser'), one harness call per shape.
+    """TF.js timings of model dirs in `runtime` ('node' or 'browser'), one harness call per shape;
+    for 'ort-node' / 'ort-browser', onnxruntime-web's timings of onnx/model.onnx.
 
-    fmt: which export to load, 'graph' (tfjs_graph/) or 'layers' (tfjs_layers/). Tiled times
+    fmt: which export to load, 'graph' (tfjs_graph/) or 'layers' (tfjs_layers/); 'onnx' for ort. Tiled times
     are tiles x one tile-shaped input's time (method 'per-tile'). A failed model x backend
     becomes a Timing with `error` set.
     """
     from srjs.runtime import run_tfjs
+    from srjs.runtime.ort import RUNNERS as ORT_RUNNERS, run_ort
 
     backends = tuple(backends or kinds.KINDS[runtime].timing_backends)
-    folder = {"graph": modeldir.TFJS_GRAPH_DIR, "layers": modeldir.TFJS_LAYERS_DIR}[fmt]
     manifests = [modeldir.read_manifest(d) for d in model_dirs]
-    models = [(Path(d) / folder / "model.json", fmt) for d in model_dirs]
+    if runtime in ORT_RUNNERS:  # onnxruntime-web runs the float32 ONNX export
+        fmt = "onnx"
+        models = [(Path(d) / "onnx" / "model.onnx", fmt) for d in model_dirs]
+        run_tfjs = lambda models, inputs, runtime, backends, warm_runs: run_ort(  # noqa: E731
+            runtime, models, inputs, backends, warm_runs)
+    else:
+        folder = {"graph": modeldir.TFJS_GRAPH_DIR, "layers": modeldir.TFJS_LAYERS_DIR}[fmt]
+        models = [(Path(d) / folder / "model.json", fmt) for d in model_dirs]
     value_max = max(m.value_max for m in manifests)  # random content; the range only scales it
     channels = {m.channels for m in manifests}  # one input feeds every model of a harness call
     if len(channels) > 1:
