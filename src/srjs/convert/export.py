@@ -115,13 +115,16 @@ def export_graph(model: keras.Model, out_dir: Path, opts: ExportOptions = Export
     else:
         def call(x):
             return model(x, training=False)
-    spec = tf.TensorSpec([1, None, None, 3], tf.float32, name="input")
+    spec = tf.TensorSpec([1, None, None, model.input_shape[-1]], tf.float32, name="input")  # C: 1, 3 or 4
 
     @tf.function(input_signature=[spec])
     def serve(input):  # noqa: A002 - the argument name becomes the signature's input name
         return {"output": call(input)}
 
-    concrete = serve.get_concrete_function()
+    from srjs.convert.tfjs_ops import tfjs_graph_ops
+
+    with tfjs_graph_ops():  # traced here: exact GELU as Erf (TF.js has no Erfc)
+        concrete = serve.get_concrete_function()
     with _atomic_dir(out_dir) as tmp:
         _convert_concrete_function(concrete, tmp / MODEL_JSON, opts)
         path = tmp / MODEL_JSON
