@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from srjs import tables
+from srjs import modeldir, tables
 from srjs.demo import next_steps, write_sample
 from tests.conftest import run_cli
 
@@ -98,6 +98,7 @@ def tour(tmp_path_factory):
         docs[command] = json.loads((root / f"{command}.json").read_text())
 
     run("convert", "convert", root / "tiny.pth", "-o", build / "models" / "original")
+    modeldir.record_results(build / "models" / "original", seam_free_padding=3, seam_patch=16)  # as --record does
     # models/uint8 only has to be a model dir here (the tour's own optimize is measured below)
     run("convert-2", "convert", root / "tiny.pth", "-o", build / "models" / "uint8", "--name", "tiny-2")
     run("evaluate-build", "evaluate", build / "models" / "original", build / "models" / "uint8", "--limit", "1",
@@ -146,6 +147,9 @@ def test_printed_tour_runs_and_every_json_uses_the_tables_vocabulary(tour):
     assert isinstance(tour["upscale"]["pad"], int) and tour["upscale"]["pad"] >= 0
     assert {t["tile"] for t in tour["bench"]["timings"]} == {0, 32}
     assert tour["verify"]["ok"] is True
+    # the tour's variant inherited its parent's measured padding (the package and demo page read it)
+    results = modeldir.read_manifest(Path(tour["optimize"]["model_dir"])).results
+    assert (results["seam_free_padding"], results["seam_patch"], results["seam_free_padding_from"]) == (3, 16, "parent")
     assert len(tour["package"]["entries"]) == 2 and tour["package"]["bytes"] > 0
 
 

@@ -243,7 +243,8 @@ def evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit: int
         if seam:
             pad, patch = measure_seam_free_padding(run, images[0], scale, vmax)
             if pad is not None and record:  # `srjs upscale --tile` defaults to it from now on
-                modeldir.record_results(d, seam_free_padding=pad, seam_patch=patch)
+                modeldir.record_results(d, seam_free_padding=pad, seam_patch=patch,
+                                        seam_free_padding_from="measured")
         layers_bytes, layers_gzip = tfjs_bytes(manifest, modeldir.TFJS_LAYERS_DIR)
         graph_bytes, graph_gzip = tfjs_bytes(manifest, modeldir.TFJS_GRAPH_DIR)
         lat_pad = pad if pad is not None else int(manifest.results.get("seam_free_padding", latency.DEFAULT_PAD))

@@ -92,6 +92,13 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
     results["weight_bytes"] = quantize.shipped_bytes(weights, encodings)
     results["float32_weight_bytes"] = quantize.shipped_bytes(weights, {n: Encoding() for n in weights})
     results["seconds"] = round(time.perf_counter() - start, 1)
+    if manifest.results.get("seam_free_padding") is not None:
+        # The parent's measured seam-free padding: the variant has the parent's receptive field
+        # (or, depth-pruned, a smaller one), so its tiles stay seam-free; upscale --tile and the
+        # package use it without a `srjs evaluate --record`, which replaces it with a measurement.
+        results["seam_free_padding"] = manifest.results["seam_free_padding"]
+        results["seam_patch"] = manifest.results.get("seam_patch")
+        results["seam_free_padding_from"] = "parent"
 
     arch_params = dict(manifest.arch_params)
     if "prune_channels" in results:  # the family's widths no longer describe the net
