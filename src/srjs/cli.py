@@ -115,8 +115,9 @@ def _write_json(data: dict, path: Path | None) -> None:
 @click.option("--arch-param", "arch_params", multiple=True, metavar="NAME=VALUE",
               help="Set a param the weights cannot tell (the manifest's arch_params_assumed "
                    "lists them), e.g. act_type=leakyrelu; repeatable.")
+@click.option("--onnx", "with_onnx", is_flag=True, help="Also write onnx/ (as `srjs onnx OUT` does afterwards).")
 def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_compat, shard_mb, bin_path,
-            arch_params, json_path):
+            arch_params, json_path, with_onnx):
     """Convert a checkpoint into a model dir.
 
     SOURCE is a .pth/.pt, .safetensors, Keras .h5/.keras, SavedModel dir, TF.js layers
@@ -139,7 +140,45 @@ def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_com
                f"range {result.value_range} -> {out}")
     for param, why in result.assumed.items():
         click.echo(f"  assumed {param}={result.arch_params[param]!r}: {why}", err=True)
+    if with_onnx:
+        _add_onnx(out)
     _write_json(result.to_dict(), json_path)
+
+
+def _add_onnx(model_dir: Path) -> None:
+    from srjs.convert.onnx_dir import add_onnx
+
+    manifest = add_onnx(model_dir)
+    info = manifest.results["onnx"]
+    f16 = info["float16"]
+    sizes = ", ".join(f"{path.split('/')[-1]} {manifest.files[path]['gzip_bytes'] / 1e6:.2f} MB gzip"
+                      for path in info["files"].values())
+    click.echo(f"{model_dir}: onnx/ ({sizes}); model.fp16.onnx computes in {f16['activations']} "
+               f"(peak activation {f16['max_abs_activation']:.4g} in '{f16['max_activation_layer']}', "
+               f"float16 vs float32 {f16['float16_psnr_db']} dB on {f16['images']})"
+               + (f"; float32 because {f16['why_not']}" if f16["why_not"] else ""))
+
+
+@cli.command("onnx")
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+def onnx_cmd(model_dirs):
+    """Add ONNX exports to model dirs (onnx/model.onnx float32, onnx/model.fp16.onnx).
+
+    The weights are the ones the model dir ships (its TF.js weights as TF.js decodes them), so
+    quantized and pruned variants export what they ship. Input "input" / output "output", float32
+    NHWC in the model's value range, H and W dynamic (recorded in the manifest's results.onnx).
+    model.fp16.onnx computes in float16 when that is safe on the built-in photos (activation peak
+    well below 65504, output within 50 dB of float32), else it keeps float16 weights and
+    computes in float32.
+
+    \b
+    Example:
+      srjs onnx artifacts/slim-x4
+      srjs verify artifacts/slim-x4 --runtime ort-node,ort-browser
+      srjs package artifacts/slim-x4 -o artifacts/pkg --export layers,onnx
+    """
+    for model_dir in model_dirs:
+        _add_onnx(model_dir)
 
 
 @cli.command()
@@ -198,7 +237,8 @@ def patch(model_json, out, check, upscalerjs_compat):
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--runtime", "runtimes", default="node", show_default=True, callback=_csv(str),
-              help="Comma-separated: node, browser, upscalerjs (the layers export inside UpscalerJS 1.0.0).")
+              help="Comma-separated: node, browser, upscalerjs (the layers export inside UpscalerJS 1.0.0), "
+                   "ort-node, ort-browser (the onnx/ files in onnxruntime-web; `srjs onnx` first).")
 @click.option("--backend", "backend_list", callback=_csv(str), help="Comma-separated backends for "
               "every runtime (default: node cpu,wasm; browser cpu,webgl).")
 @click.option("--tol", type=FINITE, default=1e-4, show_default=True,
@@ -220,6 +260,8 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
     backends = {name: backend_list for name in runtimes} if backend_list else None
     report = verify_model_dir(model_dir, runtimes=runtimes, backends=backends, rel_tol=tol, warm_runs=warm)
     click.echo(report.table())
+    for line in report.skipped:
+        click.echo(f"not run here: {line}", err=True)
     if json_path:
         write_json(report, json_path)
     raise_if_failed(report)
@@ -363,7 +405,7 @@ def evaluate(model_dirs, dataset, json_path, report_path, limit, crop, record):
 @cli.command()
 @click.argument("model_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--runtime", "runtimes", default="python", show_default=True, callback=_csv(str),
-              help="Comma-separated: python, node, browser.")
+              help="Comma-separated: python, node, browser, ort-node, ort-browser (onnxruntime-web on onnx/).")
 @click.option("--size", "sizes", default="64,128", show_default=True, callback=_csv(int),
               help="Square input sizes, input px.")
 @click.option("--tile", "tiles", default="0,32,64", show_default=True, callback=_csv(int),
@@ -394,8 +436,9 @@ def bench(model_dirs, runtimes, sizes, tiles, pad, backends, fmt, warm, json_pat
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Package folder to write.")
 @click.option("--name", "pkg_name", help="npm name, e.g. @scope/esrgan-slim (default: the first model's name).")
 @click.option("--version", "pkg_version", default="0.1.0", show_default=True, help="Package version (semver).")
-@click.option("--export", "export", type=click.Choice(["layers", "graph", "both"]), default="layers",
-              show_default=True, help="TF.js export to ship: layers (UpscalerJS), graph (plain TF.js) or both.")
+@click.option("--export", "export", default="layers", show_default=True, callback=_csv(str),
+              help="What to ship, comma-separated: layers (UpscalerJS), graph (plain TF.js), both, and "
+                   "onnx (onnxruntime-web entries beside them, from each dir's onnx/: `srjs onnx` first).")
 @click.option("--evaluation", "report_path", type=click.Path(path_type=Path, dir_okay=False),
               help="An `srjs evaluate --json` file for the README's quality columns.")
 @click.option("--report", "old_report_path", type=click.Path(path_type=Path, dir_okay=False), hidden=True,
@@ -412,10 +455,18 @@ def package_cmd(model_dirs, out, pkg_name, pkg_version, export, report_path, old
     from srjs import api
 
     result = api.package(model_dirs, out, name=pkg_name, version=pkg_version,
-                         exports=("layers", "graph") if export == "both" else (export,),
+                         exports=_package_exports(export),
                          evaluation=report_path or old_report_path)
     click.echo(result.table())
     _write_json(result.to_dict(), json_path)
+
+
+def _package_exports(names: tuple[str, ...]) -> tuple[str, ...]:
+    known = ("layers", "graph", "both", "onnx")
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise click.UsageError(f"--export takes {', '.join(known)} (comma-separated), not '{','.join(names)}'")
+    return tuple(dict.fromkeys(k for n in names for k in (("layers", "graph") if n == "both" else (n,))))
 
 
 @cli.command("serve")

@@ -96,3 +96,15 @@ def test_a_model_dir_without_a_sound_onnx_export_is_refused(built, tmp_path, for
     with pytest.raises(BadInput, match=message):
         write_package([bare], tmp_path / "pkg", name="@test/bare", version="1.0.0", exports=("onnx",))
     assert not (tmp_path / "pkg").exists()
+
+
+def test_cli_package_export_list(built, tmp_path):
+    _, model_dir, _, _ = built
+    done = run_cli("package", model_dir, "-o", tmp_path / "pkg", "--name", "@test/cli", "--export", "graph,onnx,onnx")
+    assert done.exit_code == 2 and "has no model.json" in done.output  # graph asked, none exported
+    done = run_cli("package", model_dir, "-o", tmp_path / "pkg", "--name", "@test/cli", "--export", "both,gltf")
+    assert done.exit_code == 2 and "--export takes layers, graph, both, onnx" in done.output
+    done = run_cli("package", model_dir, "-o", tmp_path / "pkg", "--name", "@test/cli", "--export", "onnx")
+    assert done.exit_code == 0, done.output
+    entries = json.loads((tmp_path / "pkg" / "package.json").read_text())["srjs"]["entries"]
+    assert entries == {"tiny-srvgg": {"kind": "layers", "scale": 4}, "tiny-srvgg-onnx": {"kind": "onnx", "scale": 4}}
