@@ -264,3 +264,17 @@ def test_real_cugan_is_refused_as_unknown():
     shapes = {k: tuple(v.shape) for k, v in UpCunet2x(in_channels=3, out_channels=3).state_dict().items()}
     with pytest.raises(BadInput, match="no known architecture"):
         detect_arch(shapes)
+
+
+def test_graph_export_has_no_erfc(tmp_path):
+    """tf_keras traces exact GELU with Erfc, which TF.js graph models cannot run; the export
+    must trace it with Erf (the same function) instead."""
+    import json
+
+    from srjs.archs import plksr
+    from srjs.convert.export import export_graph
+
+    model = plksr.SPECS[0].build(scale=1, dim=4, n_blocks=1, kernel_size=3, use_ea=False)
+    path = export_graph(model, tmp_path / "graph")
+    ops = {node["op"] for node in json.loads(path.read_text())["modelTopology"]["node"]}
+    assert "Erf" in ops and "Erfc" not in ops
