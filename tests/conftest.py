@@ -54,3 +54,17 @@ def converted(tmp_path_factory):
 @pytest.fixture(scope="session")
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_x4_dir(converted, tmp_path_factory):
+    """A tiny SRVGG x4 model dir (4 features, Keras only, random weights): upscales 16 px in ms.
+    For tests of what happens around the network (inputs, outputs, limits)."""
+    import torch
+
+    from tests.torch_reference import SRVGGNetCompact
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-x4") / "tiny.pth"
+    torch.save(SRVGGNetCompact(3, 3, num_feat=4, num_conv=1, upscale=4).state_dict(), path)
+    return converted(str(path), export_tfjs=False)

@@ -14,19 +14,9 @@ from srjs import imageio
 from srjs.errors import BadInput
 from tests.conftest import run_cli
 
-import torch  # noqa: E402  (the test extra; make test installs it)
-
-from tests.torch_reference import SRVGGNetCompact  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def x4_dir(converted, tmp_path_factory):
-    """A tiny SRVGG x4 model dir (4 features, Keras only): upscales a 16 px image in ms."""
-    torch.manual_seed(0)
-    net = SRVGGNetCompact(3, 3, num_feat=4, num_conv=1, upscale=4)
-    path = tmp_path_factory.mktemp("x4") / "tiny.pth"
-    torch.save(net.state_dict(), path)
-    return converted(str(path), export_tfjs=False)
+@pytest.fixture
+def x4_dir(tiny_x4_dir):
+    return tiny_x4_dir
 
 
 def _refused(model_dir: Path, image: Path, needle: str) -> str:

@@ -55,7 +55,8 @@ def read_npy(path: Path) -> np.ndarray:
             reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
             shape, _, dtype = reader(handle)
             offset = handle.tell()
-    except (ValueError, EOFError, SyntaxError, OSError) as err:  # EOFError: empty; click reads it as Ctrl-D
+    except Exception as err:  # noqa: BLE001 - numpy's header parser (a tokenizer + literal_eval) raises
+        # ValueError, EOFError (empty file: click would report it as Ctrl-D), TokenError, ...
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise BadInput(f"'{path}' is not a plain .npy array: {first[:200]}") from None
     if dtype.kind not in NPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
