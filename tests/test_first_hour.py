@@ -180,3 +180,32 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     assert [r.kind for r in scores.rows] == ["bicubic", "model", "model"]
     assert (done.width, done.height, done.tile) == (256, 256, 32)
     assert (tmp_path / "artifacts" / "api" / "sample-x4.png").is_file()
+
+
+# --- errors that say what to do ---------------------------------------------------------
+
+def test_patch_on_a_graph_model_says_graph_models_need_no_patch(tmp_path):
+    model_json = tmp_path / "model.json"
+    model_json.write_text(json.dumps({"format": "graph-model", "modelTopology": {"node": []},
+                                      "weightsManifest": []}))
+    done = run_cli("patch", model_json, "--check")
+    assert done.exit_code == 2 and "graph models need no patch" in done.output
+
+
+@pytest.mark.parametrize("view, said", [
+    ('{"error": {"code": "E404", "summary": "Not Found"}}', "npm has no package '@me/nope'"),
+    ('["0.9.0", "1.0.0", "1.1.0"]', "npm has no version 2.0.0 of '@me/nope' (newest: 1.1.0, 1.0.0, 0.9.0)"),
+])
+def test_npm_pack_failure_names_the_missing_package_or_version(tmp_path, monkeypatch, view, said):
+    from srjs.convert import npm
+    from srjs.errors import BadInput
+
+    def run(argv, **kwargs):  # `npm pack --silent` says nothing; `npm view` answers
+        if argv[1] == "pack":
+            return subprocess.CompletedProcess(argv, 1, "", "")
+        return subprocess.CompletedProcess(argv, 1 if "E404" in view else 0, view, "")
+
+    monkeypatch.setattr(npm.subprocess, "run", run)
+    with pytest.raises(BadInput) as raised:
+        npm._pack("@me/nope", "2.0.0", tmp_path)
+    assert said in str(raised.value.message)

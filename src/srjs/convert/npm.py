@@ -131,12 +131,30 @@ def _pack(name: str, version: str, dest: Path) -> Path:
     except subprocess.TimeoutExpired:
         raise BadInput(f"npm pack {name}@{version} timed out") from None
     if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["npm pack failed"])[-1]
-        raise BadInput(f"cannot fetch npm package {name}@{version}: {reason}")
+        raise BadInput(_why_not_packed(name, version, done.stderr))
     tarballs = list(dest.glob("*.tgz"))
     if len(tarballs) != 1:
         raise BadInput(f"npm pack {name}@{version} produced no tarball")
     return tarballs[0]
+
+
+def _why_not_packed(name: str, version: str, stderr: str) -> str:
+    """What to tell the user when `npm pack` failed: no such package, no such version (with
+    the newest ones), else npm's own last line. Asks the registry once more (`npm view`)."""
+    try:
+        done = subprocess.run(["npm", "view", name, "versions", "--json"], capture_output=True, text=True,
+                              timeout=120)
+        found = json.loads(done.stdout or "null")
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        found = None
+    if isinstance(found, dict) and (found.get("error") or {}).get("code") == "E404":
+        return f"npm has no package '{name}' (check the spelling and the scope)"
+    if isinstance(found, str):
+        found = [found]
+    if isinstance(found, list) and all(isinstance(v, str) for v in found) and version not in found:
+        return f"npm has no version {version} of '{name}' (newest: {', '.join(found[-5:][::-1])})"
+    reason = (stderr.strip().splitlines() or ["npm pack failed"])[-1]
+    return f"cannot fetch npm package {name}@{version}: {reason}"
 
 
 def safe_untar(tarball: Path, dest: Path) -> None:

@@ -420,7 +420,12 @@ def patch_file(path: Path, out: Path | None = None, *, check: bool = False,
     another directory (or is a directory), the shards are copied beside it.
     """
     path = Path(path)
-    result = patch_model_json(tfjs_weights.read_model_json(path), upscalerjs_compat=upscalerjs_compat)
+    data = tfjs_weights.read_model_json(path)
+    topology = data.get("modelTopology") if isinstance(data, dict) else None
+    if data.get("format") == "graph-model" or (isinstance(topology, dict) and "node" in topology):
+        raise BadInput(f"'{path}' is a TF.js graph model: graph models need no patch (patch fixes layers "
+                       "models for tfjs-layers and UpscalerJS)")
+    result = patch_model_json(data, upscalerjs_compat=upscalerjs_compat)
     _check_manifest(result.data, path.parent, str(path))
     if check:
         return result
