@@ -65,6 +65,10 @@ def _upscale(model_dir: Path, image: np.ndarray, *, tile: int | None, pad: int |
     if progress:
         from tqdm import tqdm
 
+        count = len(plan_tiles(*image.shape[:2], tile, pad))
+        click.echo(f"upscaling {image.shape[1]}x{image.shape[0]} px in {count} tiles of {tile} px "
+                   f"(pad {pad})", err=True)
+
         bar = tqdm(desc="tiles", unit="tile", leave=False, disable=None)  # None: off unless a terminal
     try:
         return upscale_tiled(run, image, manifest.scale, tile, pad, progress=bar), pad
