@@ -23,7 +23,7 @@ from srjs.runtime.jobs import check_backends, check_models, write_inputs
 from srjs.runtime.result import RunResult, collect
 from srjs.runtime.server import StaticServer
 
-BACKENDS = ("cpu", "webgl", "wasm")
+BACKENDS = ("cpu", "webgl", "wasm", "webgpu")  # webgpu: SwiftShader here (run-browser.mjs flags)
 _START_TIMEOUT_S = 60
 
 

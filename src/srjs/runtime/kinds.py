@@ -32,7 +32,7 @@ KINDS: dict[str, RuntimeKind] = {k.name: k for k in (
                 "TensorFlow (tf_keras) in this process"),
     RuntimeKind("node", ("cpu", "wasm"), ("cpu", "wasm"), ("cpu", "wasm"),
                 frozenset({"verify", "bench", "upscale"}), "TF.js 4.x in Node"),
-    RuntimeKind("browser", ("cpu", "webgl", "wasm"), ("cpu", "webgl"), ("wasm",),
+    RuntimeKind("browser", ("cpu", "webgl", "wasm", "webgpu"), ("cpu", "webgl"), ("wasm",),
                 frozenset({"verify", "bench"}), "TF.js 4.x in headless Chromium (WebGL on SwiftShader here)"),
     RuntimeKind("upscalerjs", ("cpu", "webgl"), ("cpu",), ("cpu",), frozenset({"verify"}),
                 "the layers export inside UpscalerJS 1.0.0 in headless Chromium"),
