@@ -96,11 +96,3 @@ def test_bench_times_the_onnx_export_in_node(uint8_onnx_dir):
     assert {(t.runtime, t.backend, t.format) for t in rows.values()} == {("ort-node", "wasm", "onnx")}
     assert rows[8].tiles == 4 and rows[8].method == "per-tile" and rows[0].warm_ms > 0  # 24 px in 16 px windows
 
-
-@pytest.mark.slow
-def test_tfjs_webgpu_backend_matches_keras_too(uint8_onnx_dir):
-    """TF.js 4.22's WebGPU backend (SwiftShader) gets the check the ONNX files get."""
-    report = verify_model_dir(uint8_onnx_dir, runtimes=("browser",), backends={"browser": ["webgpu"]},
-                              shapes=((16, 20),), warm_runs=0)
-    assert [(r.format, r.backend) for r in report.rows] == [("layers", "webgpu")]
-    assert report.ok, report.table()
