@@ -106,7 +106,7 @@ def test_manifest_reader_returns_a_usable_manifest_or_bad_input(manifest_dir, da
     assert manifest.value_range in ([0, 1], [0, 255]) and manifest.value_max in (1.0, 255.0)
     assert all(".." not in p.split("/") and not p.startswith("/") for p in manifest.files)
     assert isinstance(manifest.arch_params, dict) and isinstance(manifest.results, dict)
-    json.loads(modeldir._manifest_text(manifest))  # writes back as strict JSON
+    json.loads(modeldir.manifest_text(manifest))  # writes back as strict JSON
     assert entry_name(manifest.name) and _meta(manifest)["name"] == manifest.name
 
 

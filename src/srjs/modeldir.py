@@ -76,11 +76,11 @@ def index_files(root: Path) -> dict:
 
 def write_manifest(root: Path, manifest: Manifest) -> Manifest:
     manifest.files = index_files(root)
-    (root / MANIFEST).write_text(_manifest_text(manifest))
+    (root / MANIFEST).write_text(manifest_text(manifest))
     return manifest
 
 
-def _manifest_text(manifest: Manifest) -> str:
+def manifest_text(manifest: Manifest) -> str:
     """manifest.json's text: strict JSON; measured results may be infinite (PSNR of identical
     outputs), written as "inf" like evaluate's JSON and read back as floats."""
     data = asdict(manifest)
@@ -141,7 +141,7 @@ def record_results(root: Path, **results) -> Manifest:
     """
     manifest = read_manifest(root)
     manifest.results.update(results)
-    atomic.write_text(Path(root) / MANIFEST, _manifest_text(manifest))
+    atomic.write_text(Path(root) / MANIFEST, manifest_text(manifest))
     return manifest
 
 

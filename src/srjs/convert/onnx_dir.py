@@ -9,8 +9,6 @@ results["onnx"], with the I/O conventions a caller needs.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +198,5 @@ def add_onnx(model_dir: Path, *, check_images_=None) -> modeldir.Manifest:
         info = export_model(model, manifest, tmp, check_images_=check_images_)
     manifest.results["onnx"] = info
     manifest.files = modeldir.index_files(model_dir)
-    atomic.write_text(model_dir / modeldir.MANIFEST,
-                      json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    atomic.write_text(model_dir / modeldir.MANIFEST, modeldir.manifest_text(manifest))
     return manifest

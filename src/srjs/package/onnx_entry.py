@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from srjs import modeldir
+from srjs import modeldir, strict_json
 from srjs.errors import BadInput
 from srjs.runtime import env
 
@@ -57,7 +57,7 @@ class OnnxEntry:
                 "meta": self.meta, "inputRange": vr, "outputRange": vr}
 
     def esm(self) -> str:
-        body = json.dumps(self.body(), indent=2)
+        body = strict_json.dumps(self.body(), indent=2)
         paths = (f'  "path": new URL("../../models/{self.entry}/model.onnx", import.meta.url).href,\n'
                  f'  "pathFloat16": new URL("../../models/{self.entry}/model.fp16.onnx", import.meta.url).href,\n')
         return (f"// {self.package}@{self.version}, entry '{self.entry}' (ONNX model, x{self.scale}): ES module.\n"

@@ -7,11 +7,11 @@ Results are `RunResult`s like TF.js's (format 'onnx' or 'onnx-fp16', runtime 'or
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from pathlib import Path
 
+from srjs import strict_json
 from srjs.errors import BadInput
 from srjs.runtime import env
 from srjs.runtime.browser import BrowserSession, page_job
@@ -56,7 +56,7 @@ def run_ort_node(models, inputs, backends=("wasm",), warm_runs: int = 3, timeout
         job = {"models": [_entry(str(p), f) for p, f in models], "backends": backends,
                "inputs": [str(p) for p in write_inputs(inputs, tmp)], "out_dir": str(out_dir),
                "warm_runs": int(warm_runs), "threads": int(threads)}
-        (tmp / "job.json").write_text(json.dumps(job))
+        (tmp / "job.json").write_text(strict_json.dumps(job))
         try:
             done = subprocess.run([env.node(), str(env.harness("run-ort-node.mjs")), str(tmp / "job.json")],
                                   cwd=js, capture_output=True, text=True, timeout=timeout_s)
