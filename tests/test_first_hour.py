@@ -209,3 +209,21 @@ def test_npm_pack_failure_names_the_missing_package_or_version(tmp_path, monkeyp
     with pytest.raises(BadInput) as raised:
         npm._pack("@me/nope", "2.0.0", tmp_path)
     assert said in str(raised.value.message)
+
+
+@pytest.mark.slow
+def test_demo_config_evaluates_where_the_model_beats_bicubic(converted):
+    """The demo's [evaluate] settings (configs/esrgan-slim-x4.toml) on the model it converts:
+    the original must score above bicubic there, or the demo's report tells the wrong story."""
+    from srjs.evaluate.run import evaluate
+    from srjs.pipeline import load_config
+    from tests.conftest import SLIM_X4
+
+    config = load_config(ROOT / "configs" / "esrgan-slim-x4.toml")
+    assert config.source.startswith("npm:@upscalerjs/esrgan-slim@1.0.0/models/x4")
+    cfg = config.evaluate
+    result = evaluate([converted(SLIM_X4)], dataset=cfg.dataset, limit=cfg.limit, crop=cfg.crop,
+                      latency_size=16, latency_tiles=(0,), warm=0, seam=False, progress=False)
+    bicubic, model = result.rows
+    assert (bicubic.kind, model.kind, len(result.images)) == ("bicubic", "model", 7)
+    assert model.psnr_y > bicubic.psnr_y + 0.1, (model.psnr_y, bicubic.psnr_y)  # measured: 28.54 vs 28.39
