@@ -42,7 +42,8 @@ def _name(value: Any, where: str) -> None:
         raise s.Invalid(where, "a non-empty name", value)
 
 
-FILE_ENTRY = s.fields({"bytes": s.integer(0, MAX_BYTES), "gzip_bytes": s.integer(0, MAX_BYTES),
+# gzip_bytes is null for files that never ship (keras/, saved_model/: modeldir.SHIPPED_DIRS)
+FILE_ENTRY = s.fields({"bytes": s.integer(0, MAX_BYTES), "gzip_bytes": s.optional(s.integer(0, MAX_BYTES)),
                        "sha256": SHA256})
 
 SPECS: dict[str, s.Spec] = {

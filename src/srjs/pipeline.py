@@ -76,7 +76,7 @@ class Gates:
     max_drop_db: float | None = None  # Y-PSNR of the original minus the variant's
     min_fidelity_db: float | None = None  # Y-PSNR of the variant's output vs the original's
     min_psnr_y: float | None = None  # vs HR on the evaluation images
-    max_gzip_bytes: int | None = None  # TF.js layers model.json + shards after gzip -9
+    max_gzip_bytes: int | None = None  # TF.js layers model.json + shards after gzip -6
     max_warm_ms: float | None = None  # Python whole-image warm latency at evaluate.latency_size
 
     def merged(self, override: "Gates") -> "Gates":
@@ -118,7 +118,7 @@ _LIMITS = {
 def _exports() -> tuple[str, ...]:
     from srjs.package.writer import EXPORTS
 
-    return tuple(EXPORTS)
+    return (*EXPORTS, "onnx")  # onnx: each packaged model dir gets onnx/ first (an 'onnx/<variant>' step)
 
 
 # (table, key) -> () -> the values a string (or every string of a list) may take
@@ -459,6 +459,11 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
         from srjs.package import write_package
 
         pkg = config.package
+        if "onnx" in pkg.exports:
+            from srjs.convert.onnx_dir import ONNX_DIR, add_onnx
+
+            for v, d, k in passed:
+                steps.run(f"onnx/{v.name}", _key("onnx", k), d / ONNX_DIR, lambda d=d: add_onnx(d))
         package_key = _key("package", [k for _, _, k in passed], evaluate_key, asdict(pkg), config.name)
         steps.run("package", package_key, package_dir, lambda: write_package(
             [d for _, d, _ in passed], package_dir, name=pkg.name or config.name, version=pkg.version,

@@ -94,12 +94,29 @@ def _inputs(entry: dict) -> list[list[tuple[str, int, int, dict]]]:
     return calls
 
 
-def simplify(model: keras.Model) -> FoldResult:
-    """Fold constant scales and activations into linear convs and drop identity layers.
+@dataclass
+class _Plan:
+    """What `simplify` decided: which layers go, which convs absorb a scale or an activation."""
 
-    `model` must be a functional tf_keras model. Outputs match the input model's within
-    float32 rounding (about 1e-6 relative).
-    """
+    config: dict
+    layers: dict  # name -> layer of the input model
+    calls: dict  # name -> its calls' input refs (see _inputs)
+    alias: dict  # removed output (name, node, tensor) -> the output that replaces it
+    scale: dict  # conv name -> accumulated constant factor
+    activation: dict  # conv name -> activation merged into it
+    result: FoldResult
+
+    def resolve(self, key):
+        while key in self.alias:
+            key = self.alias[key]
+        return key
+
+    @property
+    def removed(self) -> set:
+        return {key[0] for key in self.alias}
+
+
+def _plan(model: keras.Model) -> _Plan:
     config = model.get_config()
     if "layers" not in config or "output_layers" not in config:
         raise ValueError("simplify needs a functional tf_keras model")
@@ -115,24 +132,17 @@ def simplify(model: keras.Model) -> FoldResult:
         key = (ref[0], int(ref[1]), int(ref[2]))
         consumers[key] = consumers.get(key, 0) + 1
 
-    alias: dict[tuple[str, int, int], tuple[str, int, int]] = {}  # removed output -> replacement
-    scale: dict[str, float] = {}  # conv name -> accumulated constant factor
-    activation: dict[str, str] = {}  # conv name -> activation merged into it
-    result = FoldResult(model=model)
-
-    def resolve(key):
-        while key in alias:
-            key = alias[key]
-        return key
-
+    layers = {layer.name: layer for layer in model.layers}  # model.get_layer is a linear scan
+    plan = _Plan(config, layers, calls, {}, {}, {}, FoldResult(model=model))
+    alias, scale, activation, result = plan.alias, plan.scale, plan.activation, plan.result
     for entry in entries:
         name = entry["name"]
-        layer = model.get_layer(name)
+        layer = layers[name]
         if len(calls[name]) != 1 or len(calls[name][0]) != 1:
             continue
-        src = resolve(calls[name][0][0][:3])
+        src = plan.resolve(calls[name][0][0][:3])
         out = (name, 0, 0)
-        producer = model.get_layer(src[0])
+        producer = layers[src[0]]
         channels = layer.input_shape[-1] if isinstance(layer.input_shape, tuple) else None
         foldable = (_is_linear_conv(producer) and src[0] not in activation and len(calls[src[0]]) == 1
                     and consumers.get(src, 0) == 1)
@@ -148,11 +158,71 @@ def simplify(model: keras.Model) -> FoldResult:
             continue
         alias[out] = src
         consumers[src] = consumers.get(src, 0) - 1 + consumers.get(out, 0)
+    return plan
 
-    if not result.changed:
-        return result
-    result.model = _rebuild(model, config, calls, resolve, {key[0] for key in alias}, scale, activation)
-    return result
+
+def simplify(model: keras.Model) -> FoldResult:
+    """Fold constant scales and activations into linear convs and drop identity layers.
+
+    `model` must be a functional tf_keras model. Outputs match the input model's within
+    float32 rounding (about 1e-6 relative).
+    """
+    plan = _plan(model)
+    if plan.result.changed:
+        plan.result.model = _rebuild(plan, model.name)
+    return plan.result
+
+
+def simplified_call(model: keras.Model):
+    """The simplified network as a function of one input tensor, for tracing (graph export).
+
+    Same rewrites as `simplify`, but no Keras model is built: the kept layers are called on
+    the traced tensors directly (unchanged layers are the input model's own; a conv that
+    absorbed a scale or an activation is a built clone with adjusted weights), which skips
+    the symbolic pass a functional model costs (seconds for a 23-block RRDBNet).
+    """
+    plan = _plan(model)
+    if not plan.result.changed:
+        return lambda x: model(x, training=False)
+    if len(plan.config["input_layers"]) != 1 or len(plan.config["output_layers"]) != 1:
+        raise ValueError("simplified_call needs a model with one input and one output")
+    removed = plan.removed
+    callables = {}
+    for name, layer in plan.layers.items():
+        if name in removed or isinstance(layer, keras.layers.InputLayer):
+            continue
+        if name in plan.scale or name in plan.activation:
+            layer = _clone(layer, plan.activation.get(name))
+            layer.build(plan.layers[name].input_shape)
+            _set_scaled_weights(layer, plan.layers[name].get_weights(), plan.scale.get(name))
+        callables[name] = layer
+
+    def call(x):
+        tensors = {}
+        for entry in plan.config["layers"]:
+            name = entry["name"]
+            if name in removed:
+                continue
+            if name not in callables:  # the input layer
+                tensors[(name, 0, 0)] = x
+                continue
+            for node_index, refs in enumerate(plan.calls[name]):
+                args = [tensors[plan.resolve(ref[:3])] for ref in refs]
+                kwargs = refs[0][3] if refs else {}
+                outputs = callables[name](args[0] if len(args) == 1 else args, **kwargs)
+                for tensor_index, tensor in enumerate(tf.nest.flatten(outputs)):
+                    tensors[(name, node_index, tensor_index)] = tensor
+        ref = plan.config["output_layers"][0]
+        return tensors[plan.resolve((ref[0], int(ref[1]), int(ref[2])))]
+
+    return call
+
+
+def _set_scaled_weights(layer, weights: list, factor: float | None) -> None:
+    if factor is not None:
+        c = np.float64(factor)
+        weights = [(w.astype(np.float64) * c).astype(w.dtype) for w in weights]
+    layer.set_weights(weights)
 
 
 def _clone(layer: keras.layers.Layer, activation: str | None) -> keras.layers.Layer:
@@ -164,31 +234,27 @@ def _clone(layer: keras.layers.Layer, activation: str | None) -> keras.layers.La
     return type(layer).from_config(cfg)
 
 
-def _rebuild(model, config, calls, resolve, removed, scale, activation) -> keras.Model:
+def _rebuild(plan: _Plan, model_name: str) -> keras.Model:
+    config, removed = plan.config, plan.removed
     tensors: dict[tuple[str, int, int], object] = {}
     for entry in config["layers"]:
         name = entry["name"]
         if name in removed:
             continue
-        layer = model.get_layer(name)
+        layer = plan.layers[name]
         if isinstance(layer, keras.layers.InputLayer):
             spec = layer.get_config()
             tensors[(name, 0, 0)] = keras.Input(batch_shape=spec["batch_input_shape"], dtype=spec["dtype"], name=name)
             continue
-        clone = _clone(layer, activation.get(name))
-        for node_index, refs in enumerate(calls[name]):
-            args = [tensors[resolve(ref[:3])] for ref in refs]
+        clone = _clone(layer, plan.activation.get(name))
+        for node_index, refs in enumerate(plan.calls[name]):
+            args = [tensors[plan.resolve(ref[:3])] for ref in refs]
             kwargs = refs[0][3] if refs else {}
             outputs = clone(args[0] if len(args) == 1 else args, **kwargs)
             for tensor_index, tensor in enumerate(tf.nest.flatten(outputs)):
                 tensors[(name, node_index, tensor_index)] = tensor
-        weights = layer.get_weights()
-        if name in scale:
-            c = np.float64(scale[name])
-            weights = [(w.astype(np.float64) * c).astype(w.dtype) for w in weights]
-        clone.set_weights(weights)
-    outputs = [tensors[resolve((r[0], int(r[1]), int(r[2])))] for r in config["output_layers"]]
+        _set_scaled_weights(clone, layer.get_weights(), plan.scale.get(name))
+    outputs = [tensors[plan.resolve((r[0], int(r[1]), int(r[2])))] for r in config["output_layers"]]
     inputs = [tensors[(r[0], int(r[1]), int(r[2]))] for r in config["input_layers"]]
     return keras.Model(inputs=inputs if len(inputs) > 1 else inputs[0],
-                       outputs=outputs if len(outputs) > 1 else outputs[0], name=model.name)
-
+                       outputs=outputs if len(outputs) > 1 else outputs[0], name=model_name)

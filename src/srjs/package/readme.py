@@ -91,7 +91,7 @@ def render(name: str, version: str, entries: list[EntryFacts], sources: list[Sou
            f"Super-resolution model{'s' if len(entries) > 1 else ''} for the browser, packaged by srjs "
            "for [UpscalerJS](https://upscalerjs.com) 1.x and plain TensorFlow.js 4.x.", "",
            "## Contents", "", _table(entries), "",
-           "bytes/gzip: model.json + weight shards as shipped (gzip -9, what a CDN sends). "
+           "bytes/gzip: model.json + weight shards as shipped (gzip -6, what a server sends). "
            "PSNR-Y/SSIM-Y: against the high-resolution images"
            + (f" of {', '.join(datasets)}" if datasets else "") + "; fidelity: against the reference "
            "model's output. Seam-free padding: the smallest UpscalerJS `padding` whose tiled output "

@@ -17,7 +17,6 @@ so two runs give byte-identical folders.
 """
 from __future__ import annotations
 
-import gzip
 import math
 import re
 import shutil
@@ -99,7 +98,7 @@ def _model_files(folder: Path) -> list[str]:
 
 def _sizes(folder: Path, names: list[str]) -> tuple[int, int]:
     data = [(folder / n).read_bytes() for n in names]
-    return sum(map(len, data)), sum(len(gzip.compress(d, compresslevel=9, mtime=0)) for d in data)
+    return sum(map(len, data)), sum(modeldir.gzip_size(d) for d in data)  # the manifest's level
 
 
 def _atomic_package(out: Path):

@@ -1,0 +1,93 @@
+"""convert writes each artifact once: one trace per SavedModel, no SavedModel round trip for
+the graph export, gzip sizes only for what ships (issue 17: x4plus took minutes)."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from srjs import modeldir
+
+
+@pytest.fixture(scope="module")
+def tiny_rrdb(tmp_path_factory):
+    """A 2-block, 8-feature RRDBNet x4 (its 0.2 scales fold into convs) and its .pth."""
+    import torch
+
+    from srjs.convert.detect import build_model
+    from srjs.convert.sources import read_checkpoint
+    from tests.torch_reference import RRDBNet, randomize
+
+    path = tmp_path_factory.mktemp("rrdb") / "tiny-rrdb.pth"
+    torch.save({"params_ema": randomize(RRDBNet(num_feat=8, num_block=2, num_grow_ch=4), seed=3).state_dict()}, path)
+    return path, build_model(read_checkpoint(path)).model
+
+
+def test_simplified_call_computes_what_simplify_builds(tiny_rrdb):
+    from srjs.convert.fold import simplified_call, simplify
+    from srjs.tf import tf
+
+    _, model = tiny_rrdb
+    x = np.random.default_rng(0).random((1, 11, 9, 3), dtype=np.float32)
+    folded = simplify(model)
+    assert len(folded.folded_scales) == 2 * 3  # each dense block's 0.2 went into its conv5
+    direct = simplified_call(model)(tf.constant(x)).numpy()
+    np.testing.assert_array_equal(direct, folded.model(x, training=False).numpy())
+    np.testing.assert_allclose(direct, model(x, training=False).numpy(), rtol=0, atol=1e-5)
+
+
+def test_graph_export_traces_once_and_writes_no_saved_model(tiny_rrdb, tmp_path, monkeypatch):
+    from srjs import tfjs_weights
+    from srjs.convert.export import export_graph
+    from srjs.convert.fold import simplify
+    from srjs.tf import tf
+
+    _, model = tiny_rrdb
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the graph export wrote a SavedModel")
+
+    monkeypatch.setattr(tf.saved_model, "save", refuse)
+    path = export_graph(model, tmp_path / "graph")
+    data = json.loads(path.read_text())
+    assert data["signature"]["inputs"]["input"]["tensorShape"]["dim"] == [
+        {"size": "1"}, {"size": "-1"}, {"size": "-1"}, {"size": "3"}]
+    assert list(data["signature"]["outputs"]) == ["output"]
+    # the shards hold the folded network's weights: every folded conv kernel is there, scaled
+    shipped = list(tfjs_weights.read_weights(path).values())
+    folded = simplify(model).model
+    for conv in ("body__0__rdb1__conv5", "body__1__rdb3__conv5"):
+        kernel = folded.get_layer(conv).get_weights()[0]
+        assert any(w.shape == kernel.shape and np.array_equal(w, kernel) for w in shipped), conv
+
+
+def test_saved_model_holds_one_trace_and_reloads(tiny_rrdb, tmp_path):
+    """Keras' per-layer traces (save_traces) made the library 327 functions for this model."""
+    from tensorflow.python.saved_model import loader_impl
+
+    from srjs.convert import gate
+    from srjs.convert.export import export_saved_model
+
+    _, model = tiny_rrdb
+    out = export_saved_model(model, tmp_path / "sm")
+    graph = loader_impl.parse_saved_model(str(out)).meta_graphs[0]
+    assert len(graph.object_graph_def.concrete_functions) <= 2
+    x = np.random.default_rng(1).random((1, 7, 6, 3), dtype=np.float32)
+    again = gate.load_keras_file(out)  # the layer configs in keras_metadata.pb + the checkpoint
+    np.testing.assert_array_equal(again(x, training=False).numpy(), model(x, training=False).numpy())
+
+
+def test_manifest_gzips_only_what_ships_at_level_6(tiny_rrdb, converted):
+    path, _ = tiny_rrdb
+    root = converted(str(path))
+    files = modeldir.read_manifest(root).files
+    assert {k.split("/")[0] for k in files} == {"keras", "saved_model", "tfjs_layers", "tfjs_graph"}
+    for rel, entry in files.items():
+        data = (root / rel).read_bytes()
+        assert entry["bytes"] == len(data)
+        if rel.split("/")[0] in ("tfjs_layers", "tfjs_graph"):
+            assert entry["gzip_bytes"] == len(gzip.compress(data, compresslevel=6, mtime=0)), rel
+        else:
+            assert entry["gzip_bytes"] is None, rel
