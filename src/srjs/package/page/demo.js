@@ -69,7 +69,7 @@ async function chooseBackend(item, available, onStatus = () => {}) {
       try {
         await useBackend(backend);
         const model = await loadModel(item, backend);
-        const x = tf.zeros([1, WARMUP_SIDE, WARMUP_SIDE, 3]);
+        const x = tf.zeros([1, WARMUP_SIDE, WARMUP_SIDE, item.definition.meta.channels || 3]); // 1 / 3 / 4
         for (let run = 0; run < 2; run++) { // the first run compiles; the second is timed
           const t0 = performance.now();
           const y = model.predict(x);
