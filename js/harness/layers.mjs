@@ -94,5 +94,22 @@ export function registerCustomLayers(tf) {
     ...[2, 3, 4, 8].map((s) => pixelShuffle(`PixelShuffle${s}x`, s)),
   ];
   for (const cls of classes) tf.serialization.registerClass(cls);
+  registerGelu(tf);
   registered.add(tf);
+}
+
+// tfjs-layers knows the 'gelu' activation (exact, erf) only from 4.14 on; UpscalerJS 1.0.0 runs
+// tfjs 4.11. Where it is missing, register the same formula under the same name (PLKSR's mixer).
+function registerGelu(tf) {
+  if (tf.serialization.SerializationMap.getMap().classNameMap.gelu) return;
+  class Gelu extends tf.serialization.Serializable {
+    apply(x) {
+      return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+    }
+    getConfig() {
+      return {};
+    }
+  }
+  Gelu.className = 'gelu';
+  tf.serialization.registerClass(Gelu);
 }

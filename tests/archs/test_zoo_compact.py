@@ -242,6 +242,9 @@ def test_converted_model_runs_in_tfjs_node_wasm(tmp_path, family, hp, suffix):
     report = verify_model_dir(out, runtimes=("node",), backends={"node": ("wasm",)}, warm_runs=1, shapes=((16, 16),))
     assert {(r.format, r.backend) for r in report.rows} == {("layers", "wasm"), ("graph", "wasm")}
     assert report.ok, report.table()
+    if family == "plksr":  # GELU: UpscalerJS 1.0.0's tfjs 4.11 lacks it; js/harness/layers.mjs adds it
+        report = verify_model_dir(out, runtimes=("upscalerjs",), warm_runs=0, shapes=((16, 16),))
+        assert [r.runtime for r in report.rows] == ["upscalerjs"] and report.ok, report.table()
 
 
 def _shipped_params(family: str, hp: dict, model: torch.nn.Module) -> int:
