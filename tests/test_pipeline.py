@@ -86,7 +86,7 @@ def _write(project: Path, text: str) -> Path:
     (("[package]", "[verify]\nruntimes = []\n\n[package]"), "verify.runtimes"),
     (('version = "1.2.3"', 'version = "1.2.3"\nexports = []'), "package.exports"),
     (('version = "1.2.3"', 'version = "1.2.3"\nexports = ["layers", "layers"]'), "package.exports"),
-    (('version = "1.2.3"', 'version = "1.2.3"\nexports = ["onnx"]'), "package.exports"),
+    (('version = "1.2.3"', 'version = "1.2.3"\nexports = ["gltf"]'), "package.exports"),
 ])
 def test_config_errors_exit_2_naming_key_and_file(project, tmp_path, edit, named):
     config = _write(project, CONFIG.replace(*edit))

@@ -108,3 +108,11 @@ def test_cli_package_export_list(built, tmp_path):
     assert done.exit_code == 0, done.output
     entries = json.loads((tmp_path / "pkg" / "package.json").read_text())["srjs"]["entries"]
     assert entries == {"tiny-srvgg": {"kind": "layers", "scale": 4}, "tiny-srvgg-onnx": {"kind": "onnx", "scale": 4}}
+
+
+def test_build_config_ships_onnx_on_request(tmp_path):
+    from srjs.pipeline import load_config
+
+    path = tmp_path / "tiny.toml"
+    path.write_text('name = "tiny"\nsource = "tiny.pth"\n\n[package]\nexports = ["layers", "onnx"]\n')
+    assert load_config(path).package.exports == ["layers", "onnx"]
