@@ -309,3 +309,37 @@ def test_serve_refuses_other_hosts(served, host, status):
     put = f"PUT {upload}x.bin HTTP/1.1\r\n{header}Content-Length: 2\r\nConnection: close\r\n\r\nhi"
     assert _raw(port, put.encode()).split(b" ")[1] == (b"201" if status == b"200" else status)
     assert [p.name for p in folder.iterdir()] == (["x.bin"] if status == b"200" else [])
+
+
+# --- empty lists that would check nothing -------------------------------------------------------
+
+@pytest.mark.parametrize("args, option", [
+    (["verify", "MODEL", "--runtime", ","], "--runtime"),
+    (["verify", "MODEL", "--backend", " "], "--backend"),
+    (["bench", "MODEL", "--size", ","], "--size"),
+    (["bench", "MODEL", "--tile", ""], "--tile"),
+])
+def test_empty_cli_lists_exit_2(tmp_path, capsys, monkeypatch, args, option):
+    args = [str(tmp_path / a) if a == "MODEL" else a for a in args]
+    _one_line_exit_2(srjs_main(capsys, monkeypatch, *args), option, "give at least one")
+
+
+def test_verify_with_no_runtime_is_refused_by_the_library(tmp_path):
+    from srjs.errors import BadInput
+    from srjs.verify import verify_model_dir
+
+    with pytest.raises(BadInput, match="at least one runtime"):
+        verify_model_dir(tmp_path, runtimes=())
+
+
+def test_a_manifest_srjs_could_not_read_back_is_never_written(tmp_path):
+    """`srjs convert --name` reaches the manifest: a name with a NUL or a newline is refused."""
+    from srjs import modeldir
+    from srjs.errors import BadInput
+
+    for name in ("a\x00b", "two\nlines", ""):
+        manifest = modeldir.Manifest(name=name, arch="srvgg", arch_params={"scale": 2}, scale=2,
+                                     value_range=[0, 1], source={})
+        with pytest.raises(BadInput, match="'name' must be"):
+            modeldir.write_manifest(tmp_path, manifest)
+        assert list(tmp_path.iterdir()) == []

@@ -67,9 +67,12 @@ def _csv(kind):
         if value is None:
             return None
         try:
-            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+            items = tuple(kind(v.strip()) for v in value.split(",") if v.strip())
         except ValueError:
             raise click.BadParameter(f"'{value}' is not a comma-separated list of {kind.__name__}") from None
+        if not items:  # an empty list would check or time nothing and still report
+            raise click.BadParameter(f"'{value}' names no {kind.__name__}; give at least one")
+        return items
 
     return parse
 

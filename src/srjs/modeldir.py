@@ -105,9 +105,15 @@ def write_manifest(root: Path, manifest: Manifest) -> Manifest:
 def manifest_text(manifest: Manifest) -> str:
     """manifest.json's text: strict JSON; measured results may be infinite (PSNR of identical
     outputs), written as "inf" like evaluate's JSON and read back as floats."""
+    from srjs import manifest_schema, schema
+
     data = asdict(manifest)
     data["results"] = strict_json.encode_non_finite(data["results"])
-    return strict_json.dumps(data, indent=2, sort_keys=True) + "\n"
+    text = strict_json.dumps(data, indent=2, sort_keys=True) + "\n"
+    # What srjs writes, srjs must read back: a name from --name with a NUL or a newline is
+    # refused here, before the model dir is renamed into place.
+    schema.check(json.loads(text), manifest_schema.manifest_spec(SCHEMA, Manifest), f"{manifest.name!r}'s manifest")
+    return text
 
 
 MAX_MANIFEST_BYTES = 16 << 20

@@ -86,6 +86,8 @@ def verify_model_dir(model_dir: Path, runtimes=("node",), backends: dict | None 
     from srjs.evaluate.shipped import load_shipped
     from srjs.runtime import run_tfjs
 
+    if not runtimes:  # nothing run would be reported as nothing failed
+        raise BadInput("verify needs at least one runtime (node, browser, upscalerjs)")
     model_dir = Path(model_dir)
     manifest = modeldir.read_manifest(model_dir)
     models = [(model_dir / folder / "model.json", fmt) for fmt, folder in FORMATS.items()
