@@ -272,3 +272,13 @@ def test_bad_memory_budget_setting_exits_2(x4_dir, tmp_path, monkeypatch, value)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
     monkeypatch.setenv("SRJS_MEMORY_BUDGET_MB", value)
     _refused(x4_dir, tmp_path / "in.png", "SRJS_MEMORY_BUDGET_MB=")
+
+
+def test_output_format_too_small_for_the_result_is_refused_before_upscaling(x4_dir, tmp_path):
+    Image.fromarray(np.zeros((2, 4100, 3), np.uint8)).save(tmp_path / "wide.png")  # x4: 16400 px wide
+    out = tmp_path / "wide.webp"
+    result = run_cli("upscale", x4_dir, tmp_path / "wide.png", "-o", out)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: '{out}': the output would be 16400x8 px, but .webp holds at most 16383 px a side; write .png or .tiff"]
+    assert not out.exists()

@@ -116,6 +116,20 @@ def upscale_alpha(alpha: np.ndarray, height: int, width: int) -> np.ndarray:
 ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}
 
 
+# The largest side each output format stores; Pillow's encoders refuse bigger images only
+# when saving, after the whole upscale ran.
+MAX_OUTPUT_SIDE = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500}
+
+
+def check_output_size(path: Path, height: int, width: int) -> None:
+    """BadInput when `path`'s format cannot hold a height x width image (call before upscaling)."""
+    suffix = Path(path).suffix.lower()
+    limit = MAX_OUTPUT_SIDE.get(suffix)
+    if limit is not None and max(height, width) > limit:
+        raise BadInput(f"'{path}': the output would be {width}x{height} px, but {suffix} holds at most "
+                       f"{limit} px a side; write .png or .tiff")
+
+
 def write_output(path: Path, array: np.ndarray, value_max: float, alpha: np.ndarray | None = None) -> None:
     """Write HxWx3 model output: raw float32 to .npy (unclipped), else rounded 8-bit RGB.
 

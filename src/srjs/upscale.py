@@ -144,6 +144,7 @@ def run_upscale(model_dir: Path, image_path: Path, out_path: Path, *, tile: int 
     start = time.perf_counter()
     manifest = modeldir.read_manifest(model_dir)
     image, alpha = imageio.read_image(image_path, manifest.value_max)
+    imageio.check_output_size(out_path, image.shape[0] * manifest.scale, image.shape[1] * manifest.scale)
     if Path(image_path).suffix.lower() == ".npy":  # taken as it is: the model's own channels
         image_channels.check(image, manifest.channels, f"'{image_path}'")
     else:  # grayscale models get the luminance, RGBA models the alpha too
