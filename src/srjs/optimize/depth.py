@@ -157,23 +157,19 @@ def block_errors(model, chain: list[Block], batch: np.ndarray, progress: bool = 
 
 
 def repair_convs(pruned, chain: list[Block], dropped: list[Block]) -> list[str]:
-    """The convs of `pruned` to re-solve: those of the first kept block after each dropped one
-    (its input lost the dropped block's contribution), or the convs reading the trunk's end."""
+    """The convs of `pruned` to re-solve: those reading the trunk tensor right after a dropped
+    block (it lost that block's contribution), e.g. the next RRDB's first conv or conv_body."""
     from srjs.tf import keras
 
     _, consumers = _graph(pruned.get_config())
     order = [layer.name for layer in pruned.layers]
+    adds = {b.add: b for b in chain}
     convs = set()
     for block in dropped:
-        later = [b for b in chain[chain.index(block) + 1:] if b not in dropped]
-        if later:
-            names = later[0].branch
-        else:  # the chain's end: whatever reads the last kept trunk tensor
-            end = block.skip
-            while end not in order:  # an earlier dropped block's Add
-                end = next(b.skip for b in chain if b.add == end)
-            names = consumers.get(end, [])
-        convs |= {n for n in names if isinstance(pruned.get_layer(n), keras.layers.Conv2D)}
+        start = block.skip
+        while start not in order:  # an earlier dropped block's Add: go back to what is kept
+            start = adds[start].skip
+        convs |= {n for n in consumers.get(start, []) if isinstance(pruned.get_layer(n), keras.layers.Conv2D)}
     return sorted(convs, key=order.index)
 
 
@@ -183,7 +179,7 @@ def prune_depth(model, teacher, images, *, ratio: float, value_max: float, steps
     """Drop `ratio` of the trunk's residual blocks (the least harmful ones), then repair.
 
     images: LR calibration images in [0, 1] (optimize.distill.calibration_images). Blocks are
-    ranked on 8 random 32 px patches; the fine-tune runs for `steps` / `time_budget_s` with a
+    ranked (and the cut re-solved) on 4 random 32 px patches; the fine-tune runs for `steps` / `time_budget_s` with a
     cosine learning-rate decay. Returns (pruned model, report dict: blocks, errors, params and
     conv MACs per input pixel before and after, the fine-tune).
     """
@@ -198,7 +194,7 @@ def prune_depth(model, teacher, images, *, ratio: float, value_max: float, steps
         raise BadInput(f"--prune-depth {ratio}: this model's trunk has {len(chain)} residual blocks; "
                        "nothing to drop")
     count = min(count, len(chain) - 1)
-    batch = PatchSampler(images, 32, value_max, seed=seed + 1).batch(8)
+    batch = PatchSampler(images, 32, value_max, seed=seed + 1).batch(4)
     errors = block_errors(model, chain, batch, progress)
     order = np.argsort(errors, kind="stable")
     dropped = [chain[i] for i in sorted(order[:count])]
