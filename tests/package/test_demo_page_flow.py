@@ -8,6 +8,7 @@ an error. Opened as a file, the page says how to serve it instead of showing emp
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -64,6 +65,8 @@ def test_backend_chosen_for_this_device_and_labels_read_as_words(flow):
     timings = dict(reply["timings"])
     # Chromium here renders WebGL with SwiftShader: auto must take wasm and say why.
     assert timings["Backend"].startswith("wasm") and "webgl skipped: software renderer" in timings["Backend"]
+    if "webgpu" in reply["backends"]:  # headless Chromium may offer SwiftShader's WebGPU adapter too
+        assert "webgpu skipped: software renderer" in timings["Backend"]
     assert {"Model load", "Upscale", "Per tile", "Tiles"} <= set(timings)
     assert not any("_ms" in label for label in timings)
     assert all(value.endswith((" ms", " s")) for key, value in timings.items() if key not in ("Backend", "Tiles"))
@@ -80,3 +83,22 @@ def test_opened_as_a_file_the_page_says_how_to_serve_it(flow):
     reply, pkg = flow[0], flow[1]
     assert reply["file"]["noticeVisible"] and not reply["file"]["controlsVisible"]
     assert f"srjs serve {pkg.resolve()}" in reply["file"]["notice"]
+
+
+def test_auto_backend_times_each_candidate_and_keeps_the_fastest(flow):
+    """With software WebGL allowed (tests only), 'auto' times one warm tile on webgl and wasm
+    and keeps the faster, naming both times."""
+    from srjs.runtime.browser import BrowserSession, page_job
+
+    pkg = flow[1]
+    with BrowserSession() as session, page_job(session, "srjs-auto-") as (session, tmp, mount):
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp / "image.png")
+        job = {"image_url": mount(tmp) + "image.png", "backend": "auto", "allow_software_webgl": True}
+        reply = session.call(mount(pkg) + "demo/index.html", "srjsDemoUpscale", job, 300)
+    assert reply["ok"], (reply.get("error"), reply.get("log"))
+    timed = re.search(r"fastest on this device \(one 32 px tile: (\w+) ([\d.]+) (m?s), (\w+) ([\d.]+) (m?s)\)",
+                      reply["result"]["why"])
+    assert timed, reply["result"]["why"]
+    first, second = (float(timed[i]) * (1 if timed[i + 1] == "ms" else 1000) for i in (2, 5))
+    assert {timed[1], timed[4]} == {"webgl", "wasm"} and first <= second
+    assert reply["result"]["backend"] == timed[1]  # the fastest one ran the upscale

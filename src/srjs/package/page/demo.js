@@ -23,14 +23,25 @@ if (window.crossOriginIsolated && navigator.hardwareConcurrency) {
 
 // webgpu only where the browser has an adapter (navigator.gpu alone is not enough: headless
 // and blocklisted GPUs expose it and then fail).
+let webgpuAdapter = null;
 async function backends() {
   const list = ['webgl', 'wasm', 'cpu'];
   if (navigator.gpu && tf.findBackendFactory('webgpu')) {
     try {
-      if (await navigator.gpu.requestAdapter()) list.unshift('webgpu');
+      webgpuAdapter = await navigator.gpu.requestAdapter();
+      if (webgpuAdapter) list.unshift('webgpu');
     } catch (err) { /* no usable GPU */ }
   }
   return list;
+}
+
+// The WebGPU adapter's name when it is a software one (SwiftShader's Vulkan here), else null.
+function softwareWebgpu() {
+  if (!webgpuAdapter) return 'no WebGPU';
+  const info = webgpuAdapter.info || {};
+  const text = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  return webgpuAdapter.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software/i.test(text)
+    ? (text || 'fallback adapter') : null;
 }
 
 // The WebGL renderer's name when it is a software rasterizer (no GPU), else null. Software
@@ -56,10 +67,14 @@ async function chooseBackend(item, available, onStatus = () => {}) {
   if (chosen.has(item.entry)) return chosen.get(item.entry);
   const skipped = [];
   let candidates = available.filter((b) => b !== 'cpu');
-  const software = candidates.includes('webgl') ? softwareWebgl() : null;
-  if (software && candidates.includes('wasm')) {
-    candidates = candidates.filter((b) => b !== 'webgl');
-    skipped.push(`webgl skipped: software renderer (${software})`);
+  // A GPU backend on a software rasterizer is tens of times slower than wasm: not even timed.
+  // (srjs's tests set srjsAllowSoftwareWebgl to run the timed choice where only SwiftShader exists.)
+  const software = { webgl: window.srjsAllowSoftwareWebgl ? null : softwareWebgl(), webgpu: softwareWebgpu() };
+  for (const gpu of ['webgpu', 'webgl']) {
+    if (candidates.includes(gpu) && software[gpu] && candidates.includes('wasm')) {
+      candidates = candidates.filter((b) => b !== gpu);
+      skipped.push(`${gpu} skipped: software renderer (${software[gpu]})`);
+    }
   }
   if (!candidates.length) candidates = ['cpu'];
   const times = [];
@@ -85,6 +100,13 @@ async function chooseBackend(item, available, onStatus = () => {}) {
     times.sort((a, b) => a.ms - b.ms);
   }
   const backend = times.length ? times[0].backend : candidates[0];
+  for (const { backend: other } of times.slice(1)) { // free the losers' weights (GPU memory)
+    const key = `${other}/${item.entry}`;
+    if (models.has(key)) {
+      models.get(key).dispose();
+      models.delete(key);
+    }
+  }
   const timed = times.map((t) => `${t.backend} ${formatMs(t.ms)}`).join(', ');
   const why = (times.length > 1 ? `fastest on this device (one ${WARMUP_SIDE} px tile: ${timed})`
     : `the only fast backend here${timed ? ` (${timed} per ${WARMUP_SIDE} px tile)` : ''}`)
@@ -326,6 +348,7 @@ window.srjsDemoUpscale = async (job) => {
   }
   defaults();
   if (job.backend) $('backend').value = job.backend;
+  window.srjsAllowSoftwareWebgl = Boolean(job.allow_software_webgl);
   if (job.tile) $('tile').value = job.tile;
   if (job.pad !== undefined && job.pad !== null) $('pad').value = job.pad;
   picked = img;
