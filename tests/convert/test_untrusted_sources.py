@@ -245,3 +245,23 @@ def test_converted_from_a_tag_records_the_exact_version(tmp_path, fake_npm):
     result = run_cli("convert", "npm:fake@latest/models/tiny.pth", "-o", out, "--no-tfjs", "--value-range", "0-1")
     assert result.exit_code == 0, result.output
     assert modeldir.read_manifest(out).source["path"] == "npm:fake@1.2.3/models/tiny.pth"
+
+
+def test_package_credits_read_the_checked_fields(tmp_path, fake_npm):
+    from types import SimpleNamespace
+
+    from srjs.package.attribution import source_of
+    from srjs.errors import BadInput
+
+    fields = {"name": "fake", "version": "1.2.3", "license": "MIT", "author": {"name": "Ada", "email": 1},
+              "repository": {"type": "git", "url": "https://example.org/fake.git"}}
+    fake_npm["tarball"] = _package(tmp_path / "fake.tgz", fields, extra=[("package/LICENSE", b"MIT text")])
+    manifest = SimpleNamespace(source={"path": "npm:fake@1.2.3/models/x4", "sha256": "ab"}, parent=None, name="m")
+    source = source_of(tmp_path, manifest)
+    assert (source.label, source.license, source.author, source.homepage, source.license_text) == (
+        "npm:fake@1.2.3/models/x4", "MIT", "Ada", "https://example.org/fake.git", "MIT text")
+
+    bad = tmp_path / "cache" / "npm" / "fake@1.2.3" / "package.json"
+    bad.write_text(json.dumps({**fields, "author": ["Ada"]}))
+    with pytest.raises(BadInput, match="field 'author' must be a string or an object, not list"):
+        source_of(tmp_path, manifest)
