@@ -90,28 +90,30 @@ def residual_blocks(model) -> list[Block]:
     return best
 
 
+def _cut(blocks: list[Block]):
+    """(layers that go, name -> the layer that now stands for it) for dropping `blocks`."""
+    gone = set().union(*(b.branch | {b.add} for b in blocks)) if blocks else set()
+    rename = {b.add: b.skip for b in blocks}
+
+    def resolve(name: str) -> str:
+        while name in rename:  # consecutive dropped blocks: back to the first kept tensor
+            name = rename[name]
+        return name
+
+    return gone, resolve
+
+
 def drop(model, blocks: list[Block]):
     """A new model without `blocks`: each one's Add is replaced by its skip input."""
     from srjs.archs import custom_objects
     from srjs.tf import keras
 
     config = copy.deepcopy(model.get_config())
-    gone = set().union(*(b.branch | {b.add} for b in blocks)) if blocks else set()
-    rename = {b.add: b.skip for b in blocks}
-
-    def resolve(name: str) -> str:
-        while name in rename:
-            name = rename[name]
-        return name
-
+    gone, resolve = _cut(blocks)
     config["layers"] = [layer for layer in config["layers"] if layer["name"] not in gone]
-    for layer in config["layers"]:
-        for node in layer.get("inbound_nodes") or []:
-            for entry in node:
-                if entry[0] in rename:
-                    entry[0], entry[1], entry[2] = resolve(entry[0]), 0, 0
-    for entry in config["output_layers"]:
-        if entry[0] in rename:
+    entries = [entry for layer in config["layers"] for node in layer.get("inbound_nodes") or [] for entry in node]
+    for entry in entries + config["output_layers"]:
+        if resolve(entry[0]) != entry[0]:
             entry[0], entry[1], entry[2] = resolve(entry[0]), 0, 0
     pruned = keras.Model.from_config(config, custom_objects=custom_objects())
     for layer in pruned.layers:
@@ -126,14 +128,7 @@ def forward_without(model, blocks: list[Block], batch: np.ndarray) -> np.ndarray
     layers (no new model is built: ranking 23 blocks costs 23 forward passes, nothing more)."""
     config = model.get_config()
     inbound, _ = _graph(config)
-    gone = set().union(*(b.branch | {b.add} for b in blocks)) if blocks else set()
-    rename = {b.add: b.skip for b in blocks}
-
-    def resolve(name: str) -> str:
-        while name in rename:
-            name = rename[name]
-        return name
-
+    gone, resolve = _cut(blocks)
     values = {entry[0]: batch for entry in config["input_layers"]}
     for layer in config["layers"]:
         name = layer["name"]
