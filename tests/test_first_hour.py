@@ -227,3 +227,13 @@ def test_demo_config_evaluates_where_the_model_beats_bicubic(converted):
     bicubic, model = result.rows
     assert (bicubic.kind, model.kind, len(result.images)) == ("bicubic", "model", 7)
     assert model.psnr_y > bicubic.psnr_y + 0.1, (model.psnr_y, bicubic.psnr_y)  # measured: 28.54 vs 28.39
+
+
+def test_a_build_folder_given_for_a_model_dir_names_the_model_dirs_inside(tmp_path):
+    for variant in ("original", "uint8"):
+        (tmp_path / "build" / "models" / variant).mkdir(parents=True)
+        (tmp_path / "build" / "models" / variant / "manifest.json").write_text("{}")
+    done = run_cli("evaluate", tmp_path / "build")
+    assert done.exit_code == 2
+    assert (f"the model dirs inside it: {tmp_path / 'build' / 'models' / 'original'}, "
+            f"{tmp_path / 'build' / 'models' / 'uint8'}") in done.output

@@ -120,13 +120,28 @@ MAX_MANIFEST_BYTES = 16 << 20
 MAX_LINEAGE = 64  # variants of variants; a longer chain of parents is a loop or a forgery
 
 
+def _what_is_inside(folder: Path) -> str:
+    """A hint for a folder given where a model dir belongs: the model dirs inside it (a build
+    folder's models/<variant>/, a sweep folder's variants), or that it is an npm package."""
+    if not folder.is_dir():
+        return ""
+    found = sorted(p.parent for pattern in (f"*/{MANIFEST}", f"models/*/{MANIFEST}")
+                   for p in folder.glob(pattern) if p.is_file())
+    if found:
+        shown = ", ".join(str(p) for p in found[:6]) + (", ..." if len(found) > 6 else "")
+        return f"; the model dirs inside it: {shown}"
+    if (folder / "package.json").is_file() and (folder / "models").is_dir():
+        return "; it is an npm package folder (`srjs serve` takes it), made from model dirs"
+    return ""
+
+
 def read_manifest(root: Path) -> Manifest:
     """The model dir's manifest, checked against its schema (BadInput naming the field)."""
     from srjs import manifest_schema, schema
 
     path = Path(root) / MANIFEST
     if not path.is_file():
-        raise BadInput(f"'{root}' is not an srjs model dir (no {MANIFEST})")
+        raise BadInput(f"'{root}' is not an srjs model dir (no {MANIFEST})" + _what_is_inside(Path(root)))
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
             raise BadInput(f"'{path}' is larger than {MAX_MANIFEST_BYTES} bytes; not an srjs manifest")
