@@ -17,9 +17,14 @@ import pytest
 from tests.conftest import run_cli
 
 
+def _error_lines(output: str) -> list[str]:
+    """stderr without convert's note that it is fetching from a registry (printed before any check)."""
+    return [line for line in output.strip().splitlines() if not line.startswith("[convert] fetching ")]
+
+
 def _assert_refused(result, out: Path, needle: str, cache: Path) -> None:
     assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
+    lines = _error_lines(result.output)
     assert len(lines) == 1, result.output
     assert needle in lines[0], lines[0]
     assert not out.exists()
@@ -114,7 +119,7 @@ def test_package_json_of_the_wrong_shape_exits_2(tmp_path, fake_npm, package_jso
     out = tmp_path / "out"
     result = run_cli("convert", "npm:fake@1.2.3/models/x4/model.json", "-o", out, "--no-tfjs")
     assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
+    lines = _error_lines(result.output)
     assert len(lines) == 1 and needle in lines[0], result.output
     assert not out.exists()
 
