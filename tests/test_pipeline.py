@@ -304,3 +304,25 @@ def test_a_new_srjs_version_reruns_every_step(keyed_project, stub_steps, tmp_pat
     monkeypatch.setattr(srjs, "__version__", srjs.__version__ + ".post1")
     build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
     assert set(stub_steps) == ALL_STEPS
+
+
+@pytest.mark.parametrize("files, source, changed", [
+    ({"m.param": b"7767517", "m.bin": b"weights"}, "m.param", "m.bin"),  # ncnn: weights beside the .param
+    ({"tfjs/model.json": b"{}", "tfjs/group1-shard1of1.bin": b"w"}, "tfjs/model.json", "tfjs/group1-shard1of1.bin"),
+])
+def test_convert_reruns_when_a_file_beside_the_source_changes(keyed_project, stub_steps, tmp_path, files, source,
+                                                              changed):
+    """Sources whose reader opens more than the named file are keyed by those files too."""
+    from srjs.pipeline import build
+
+    for name, data in files.items():
+        (keyed_project / name).parent.mkdir(parents=True, exist_ok=True)
+        (keyed_project / name).write_bytes(data)
+    _edit_config(keyed_project, 'source = "weights.pth"', f'source = "{source}"')
+    build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+    stub_steps.clear()
+    build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+    assert stub_steps == []
+    (keyed_project / changed).write_bytes(b"other weights")
+    build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+    assert set(stub_steps) == ALL_STEPS

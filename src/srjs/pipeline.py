@@ -253,6 +253,11 @@ def source_digest(source: str, config_dir: Path) -> str:
     path = resolve_source(source, config_dir)
     if not path.exists():
         raise BadInput(f"source '{path}' does not exist")
+    if path.is_file() and path.suffix.lower() == ".param":  # ncnn: the weights are the .bin beside it
+        weights = path.with_suffix(".bin")
+        return _key(content_digest(path), content_digest(weights) if weights.is_file() else None)
+    if path.is_file() and path.suffix.lower() == ".json":  # TF.js model.json: its shards lie beside it
+        return _key(path.name, content_digest(path.parent))
     return content_digest(path)
 
 
