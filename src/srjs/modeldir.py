@@ -112,7 +112,7 @@ def manifest_text(manifest: Manifest) -> str:
     text = strict_json.dumps(data, indent=2, sort_keys=True) + "\n"
     # What srjs writes, srjs must read back: a name from --name with a NUL or a newline is
     # refused here, before the model dir is renamed into place.
-    schema.check(json.loads(text), manifest_schema.manifest_spec(SCHEMA, Manifest), f"{manifest.name!r}'s manifest")
+    schema.check(json.loads(text), manifest_schema.manifest_spec(SCHEMA, Manifest), "the manifest being written")
     return text
 
 
