@@ -3,17 +3,17 @@
 Budget: the Y-PSNR drop against HR stays <= max_drop_db and (optionally) the fidelity to
 the parent's output stays >= min_fidelity_db. Every tensor starts at uint16 (2 bytes,
 65535 levels: indistinguishable from float here); tensors move to calibrated uint8 in
-order of least output harm per byte saved (each tensor's harm measured alone), and the
-longest prefix that keeps the calibration images within budget is found by bisection. The
-variant is then re-measured on held-out images and backed off tensor by tensor (most
-harmful first) until it is within budget there too.
+order of least output harm per byte saved (each tensor's harm alone, to first order:
+optimize.layerwise.projected_harm), and the longest prefix that keeps the calibration
+images within budget is found by bisection. The variant is then re-measured on held-out
+images and, if over budget there, backed off (most harmful tensors first) to the longest
+shorter prefix within budget, again by bisection: whole-network passes grow with
+log2(tensors), not with tensors.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
-
-import numpy as np
 
 from srjs.optimize.calib import Quality
 from srjs.tfjs_weights import Encoding
@@ -70,23 +70,20 @@ def choose(sizes: dict[str, int], uint8: dict[str, Encoding], uint16: dict[str, 
         else:
             high = mid
     k = low
-    backed = []
-    while k > 0:
-        good, _ = ok(k, measure_heldout, parent_heldout)
-        if good:
-            break
-        backed.append(order[k - 1])  # the most harmful admitted tensor goes back to uint16
-        k -= 1
+    if k > 0 and not ok(k, measure_heldout, parent_heldout)[0]:
+        good_k, bad_k = 0, k  # held out: ok(good_k) is assumed, ok(bad_k) failed
+        while bad_k - good_k > 1:
+            mid = (good_k + bad_k) // 2
+            if ok(mid, measure_heldout, parent_heldout)[0]:
+                good_k = mid
+            else:
+                bad_k = mid
+        k = good_k
+    backed = list(reversed(order[k:low]))  # most harmful admitted tensor first
     return AutoResult(assignment(k), order[:k], backed, best_quality, evaluations)
 
 
-def harm_per_tensor(weights: dict[str, np.ndarray], uint8: dict[str, Encoding],
-                    assign: Callable[[str, np.ndarray], None], output_error: Callable[[], float],
-                    dequantized: Callable[[np.ndarray, Encoding], np.ndarray]) -> dict[str, float]:
-    """Output MSE on the calibration batch with one tensor at uint8 and every other float."""
-    harm = {}
-    for name, values in weights.items():
-        assign(name, dequantized(values, uint8[name]))
-        harm[name] = output_error()
-        assign(name, values)
-    return harm
+def max_evaluations(tensors: int) -> int:
+    """Most whole-network passes `choose` makes for `tensors` tensors (two bisections + checks)."""
+    bits = max(1, int(tensors).bit_length())
+    return 2 * bits + 2

@@ -19,7 +19,7 @@ from srjs.archs.srvgg import FIXED_PREFIX
 from srjs.errors import BadInput
 from srjs.optimize.recipe import Recipe  # noqa: F401  (defined there so the CLI checks it before TF loads)
 from srjs.optimize import calib as calibration
-from srjs.optimize import mixed, quantize
+from srjs.optimize import layerwise, mixed, quantize
 from srjs.tfjs_weights import Encoding
 
 
@@ -165,54 +165,88 @@ def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: boo
 
 
 def _choose_encodings(weights, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress):
-    """Per-tensor encodings for `recipe.quantize`, and the facts of how they were chosen."""
+    """Per-tensor encodings for `recipe.quantize`, and the facts of how they were chosen.
+
+    Work grows with the network's size, not with tensors x network: ranges by each conv's
+    own output error (optimize.layerwise), the auto mode's ranking by a first-order harm
+    from a few backward passes, and whole-network passes only for the budget bisection and
+    the held-out checks. A line with an ETA goes to stderr every few seconds (srjs.progress).
+    """
+    from srjs.progress import Progress
+
     names = list(weights)
-    bar = _bar(progress, len(names), "calibrate")
-    tick = (lambda name: bar.update(1)) if bar else (lambda name: None)
-    if recipe.quantize != "auto":
-        dtypes = quantize.parse_spec(recipe.quantize, names)
-        choices = quantize.calibrate(weights, dtypes, runner.assign, runner.output_error, tick)
-        encodings = {n: c.encoding for n, c in choices.items()}
-        encodings, kept = _never_worse_than_tfjs(weights, dtypes, encodings, runner, heldout, parent_heldout,
-                                                 scale, vmax)
-        facts = {"mode": "calibrated", "dtypes": _count(dtypes), "kept": kept}
-    else:
-        uint8 = {n: c.encoding for n, c in quantize.calibrate(
-            weights, {n: "uint8" for n in names}, runner.assign, runner.output_error, tick).items()}
-        uint16 = quantize.tfjs_choices(weights, {n: "uint16" for n in names})
-        for name, values in weights.items():
-            runner.assign(name, values)
-        harm = mixed.harm_per_tensor(weights, uint8, runner.assign, runner.output_error, quantize.dequantized)
-        calib_parent = runner.reference
-        parent_calib_q = calibration.quality(calib_parent, calib_crops, scale, vmax).psnr_y
-        parent_held_q = calibration.quality(parent_heldout, heldout, scale, vmax).psnr_y
+    with Progress("quantize", enabled=progress) as prog:
+        if recipe.quantize != "auto":
+            dtypes = quantize.parse_spec(recipe.quantize, names)
+            choices = _calibrate(weights, dtypes, runner, calib_crops, prog)
+            encodings = {n: c.encoding for n, c in choices.items()}
+            prog.phase("held-out check against tensorflowjs' ranges", 2, "passes")
+            encodings, kept = _never_worse_than_tfjs(weights, dtypes, encodings, runner, heldout, parent_heldout,
+                                                     scale, vmax, prog.update)
+            facts = {"mode": "calibrated", "dtypes": _count(dtypes), "kept": kept}
+        else:
+            uint8 = {n: c.encoding for n, c in _calibrate(
+                weights, {n: "uint8" for n in names}, runner, calib_crops, prog).items()}
+            uint16 = quantize.tfjs_choices(weights, {n: "uint16" for n in names})
+            for name, values in weights.items():
+                runner.assign(name, values)
+            prog.phase("rank tensors by first-order harm", HARM_PROJECTIONS, "backward passes")
+            harm = layerwise.projected_harm(runner.model, {n: runner.targets[n].variable for n in names},
+                                            layerwise.encodings_deltas(weights, uint8), calib_crops.lr,
+                                            projections=HARM_PROJECTIONS, progress=prog.update)
+            calib_parent = runner.reference
+            parent_calib_q = calibration.quality(calib_parent, calib_crops, scale, vmax).psnr_y
+            parent_held_q = calibration.quality(parent_heldout, heldout, scale, vmax).psnr_y
 
-        def measure(crops, reference):
-            def score(assignment):
-                for name, values in weights.items():
-                    runner.assign(name, quantize.dequantized(values, assignment[name]))
-                return calibration.quality(runner.run(crops.lr), crops, scale, vmax, reference)
-            return score
+            def measure(crops, reference):
+                def score(assignment):
+                    for name, values in weights.items():
+                        runner.assign(name, quantize.dequantized(values, assignment[name]))
+                    quality = calibration.quality(runner.run(crops.lr), crops, scale, vmax, reference)
+                    prog.update()
+                    return quality
+                return score
 
-        chosen = mixed.choose({n: int(np.size(v)) for n, v in weights.items()}, uint8, uint16, harm,
-                              measure(calib_crops, calib_parent), measure(heldout, parent_heldout),
-                              parent_calib_q, parent_held_q, recipe.max_drop_db if recipe.max_drop_db is not None
-                              else float("inf"), recipe.min_fidelity_db)
-        encodings = chosen.encodings
-        facts = {"mode": "auto", "dtypes": _count({n: e.dtype for n, e in encodings.items()}),
-                 "backed_off": chosen.backed_off, "evaluations": chosen.evaluations}
-    if bar:
-        bar.close()
+            prog.phase("budget search", mixed.max_evaluations(len(names)), "network passes (at most)")
+            chosen = mixed.choose({n: int(np.size(v)) for n, v in weights.items()}, uint8, uint16, harm,
+                                  measure(calib_crops, calib_parent), measure(heldout, parent_heldout),
+                                  parent_calib_q, parent_held_q, recipe.max_drop_db if recipe.max_drop_db is not None
+                                  else float("inf"), recipe.min_fidelity_db)
+            encodings = chosen.encodings
+            facts = {"mode": "auto", "dtypes": _count({n: e.dtype for n, e in encodings.items()}),
+                     "backed_off": chosen.backed_off, "evaluations": chosen.evaluations}
     facts["tensors"] = {n: e.dtype for n, e in encodings.items()}
     return encodings, facts
 
 
-def _never_worse_than_tfjs(weights, dtypes, encodings, runner, heldout, parent_heldout, scale, vmax):
+HARM_PROJECTIONS = 12  # random output projections for the first-order harm (relative noise ~sqrt(2/12))
+
+
+def _calibrate(weights, dtypes, runner, calib_crops, prog) -> dict:
+    """Calibrated encodings: plain convs by their own output error; any other tensor (PReLU
+    slopes, custom layers) by the whole network's, with the convs already at their choice."""
+    convs = layerwise.conv_tensors(runner.model, set(weights))
+    prog.phase("calibrate ranges (conv output error)", sum(1 + (b is not None) for _, b in convs.values()), "tensors")
+    choices = layerwise.calibrate_convs(weights, dtypes, runner.model, calib_crops.lr, prog.update)
+    rest = {n: v for n, v in weights.items() if n not in choices}
+    if rest:
+        for name, choice in choices.items():
+            runner.assign(name, quantize.dequantized(weights[name], choice.encoding))
+        prog.phase("calibrate ranges (whole network)", len(rest), "tensors")
+        choices.update(quantize.calibrate(rest, dtypes, runner.assign, runner.output_error,
+                                          lambda name: prog.update()))
+    return {n: choices[n] for n in weights}
+
+
+def _never_worse_than_tfjs(weights, dtypes, encodings, runner, heldout, parent_heldout, scale, vmax,
+                          tick=lambda: None):
     """Keep srjs's per-tensor choice unless tensorflowjs' own ranges score better on held-out crops."""
     def fidelity(assignment):
         for name, values in weights.items():
             runner.assign(name, quantize.dequantized(values, assignment[name]))
-        return calibration.quality(runner.run(heldout.lr), heldout, scale, vmax, parent_heldout).fidelity_psnr_y
+        db = calibration.quality(runner.run(heldout.lr), heldout, scale, vmax, parent_heldout).fidelity_psnr_y
+        tick()
+        return db
 
     theirs = quantize.tfjs_choices(weights, dtypes)
     mine_db, theirs_db = fidelity(encodings), fidelity(theirs)
@@ -226,14 +260,6 @@ def _count(dtypes: dict[str, str]) -> dict[str, int]:
     for dtype in dtypes.values():
         counts[dtype] = counts.get(dtype, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def _bar(enabled: bool, total: int, desc: str):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="tensor", leave=False, disable=None)  # None: terminals only
 
 
 # --- re-encoding the TF.js exports ---------------------------------------------------------
