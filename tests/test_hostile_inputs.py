@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_non_finite_cli_numbers_exit_2(tmp_path, capsys, monkeypatch, args, opti
 def test_non_finite_recipe_numbers_are_refused_by_the_library():
     """The same check holds for callers that skip the CLI (build configs, sweeps, the API)."""
     from srjs.errors import BadInput
-    from srjs.optimize.run import Recipe
+    from srjs.optimize.recipe import Recipe
 
     for table in ({"quantize": "auto", "max_drop_db": math.nan}, {"quantize": "auto", "min_fidelity_db": -math.inf},
                   {"prune": 0.5, "time_budget_s": math.inf}):
@@ -267,11 +268,12 @@ def _raw(port: int, request: bytes) -> bytes:
     return data
 
 
-@pytest.fixture
-def served(tmp_path):
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
     """`srjs serve`'s server on a package folder with an upload-capable mount beside it."""
     from srjs.package import serve
 
+    tmp_path = tmp_path_factory.mktemp("serve")
     pkg = tmp_path / "pkg"
     (pkg / "demo").mkdir(parents=True)
     (pkg / "package.json").write_text("{}")
@@ -291,7 +293,7 @@ def test_serve_answers_bad_content_length_with_400_and_no_traceback(served, capf
     assert _raw(port, get.encode()).startswith(b"HTTP/1.1 400")
     ok = f"GET {page} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     assert _raw(port, ok.encode()).endswith(b"<p>demo</p>")  # still serving
-    assert list(folder.iterdir()) == [] and capfd.readouterr().err == ""
+    assert not [p for p in folder.iterdir() if "out.bin" in p.name] and capfd.readouterr().err == ""
 
 
 @pytest.mark.parametrize("host, status", [
@@ -299,16 +301,17 @@ def test_serve_answers_bad_content_length_with_400_and_no_traceback(served, capf
     ("attacker.example:{port}", b"403"), ("attacker.example", b"403"), ("127.0.0.1", b"403"),
     ("127.0.0.1:{port}.attacker.example", b"403"), (None, b"400"),
 ])
-def test_serve_refuses_other_hosts(served, host, status):
+def test_serve_refuses_other_hosts(served, request, host, status):
     """DNS rebinding: a page on attacker.example whose name now resolves to 127.0.0.1 sends its own
     name as Host; only this server's own address is answered."""
     port, page, upload, folder = served
     header = "" if host is None else f"Host: {host.format(port=port)}\r\n"
     reply = _raw(port, f"GET {page} HTTP/1.1\r\n{header}Connection: close\r\n\r\n".encode())
     assert reply.split(b" ")[1] == status
-    put = f"PUT {upload}x.bin HTTP/1.1\r\n{header}Content-Length: 2\r\nConnection: close\r\n\r\nhi"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.callspec.id) + ".bin"
+    put = f"PUT {upload}{name} HTTP/1.1\r\n{header}Content-Length: 2\r\nConnection: close\r\n\r\nhi"
     assert _raw(port, put.encode()).split(b" ")[1] == (b"201" if status == b"200" else status)
-    assert [p.name for p in folder.iterdir()] == (["x.bin"] if status == b"200" else [])
+    assert (folder / name).exists() == (status == b"200")
 
 
 # --- empty lists that would check nothing -------------------------------------------------------
