@@ -346,3 +346,7 @@ def test_a_manifest_srjs_could_not_read_back_is_never_written(tmp_path):
         with pytest.raises(BadInput, match="'name' must be"):
             modeldir.write_manifest(tmp_path, manifest)
         assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_warm_runs_cannot_be_negative(tmp_path, capsys, monkeypatch):
+    _one_line_exit_2(srjs_main(capsys, monkeypatch, "verify", tmp_path, "--warm", "-1"), "--warm")

@@ -246,7 +246,7 @@ def patch(model_json, out, check, upscalerjs_compat):
               "every runtime (default: node cpu,wasm; browser cpu,webgl).")
 @click.option("--tol", type=FINITE, default=1e-4, show_default=True,
               help="Max abs diff allowed, relative to the output's scale.")
-@click.option("--warm", type=int, default=3, show_default=True, help="Timed warm runs per backend.")
+@click.option("--warm", type=click.IntRange(min=0), default=3, show_default=True, help="Timed warm runs per backend.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report (srjs.verify/1).")
 def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
     """Run the TF.js exports in real TF.js and compare with the Python model.
