@@ -350,3 +350,13 @@ def test_a_manifest_srjs_could_not_read_back_is_never_written(tmp_path):
 
 def test_verify_warm_runs_cannot_be_negative(tmp_path, capsys, monkeypatch):
     _one_line_exit_2(srjs_main(capsys, monkeypatch, "verify", tmp_path, "--warm", "-1"), "--warm")
+
+
+def test_evaluate_writes_no_json_when_its_report_fails(tmp_path, monkeypatch):
+    from srjs.evaluate import report, run
+
+    monkeypatch.setattr(run, "evaluate", lambda *a, **k: _evaluation("plain"))
+    monkeypatch.setattr(report, "size_psnr_plot", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        run.run_evaluate([tmp_path / "model"], json_path=tmp_path / "e.json", report_path=tmp_path / "r.html")
+    assert list(tmp_path.iterdir()) == []

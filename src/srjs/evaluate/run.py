@@ -313,10 +313,10 @@ def run_evaluate(model_dirs: Sequence[Path], *, dataset: str = "builtin", limit:
     if report_path is not None and Path(report_path).suffix.lower() not in (".md", ".html", ".htm"):
         raise BadInput(f"--report must end in .md or .html, not '{report_path}'")
     evaluation = evaluate(model_dirs, dataset=dataset, limit=limit, crop=crop, **options)
-    if json_path is not None:
-        results.write_json(evaluation.to_dict(), json_path)
-    if report_path is not None:
+    if report_path is not None:  # first: of the two it is the one that can fail (plots, names)
         from srjs.evaluate.report import write_report
 
         write_report(evaluation, report_path)
+    if json_path is not None:
+        results.write_json(evaluation.to_dict(), json_path)
     return evaluation
