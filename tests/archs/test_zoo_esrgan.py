@@ -232,6 +232,24 @@ def test_wrappers_are_canonicalised_like_spandrel(tmp_path):
     assert set(read_checkpoint(safe).weights) == set(state)
 
 
+@pytest.mark.parametrize("wrap", ["model_state_dict", "params-ema", "net", "any-single-key"])
+def test_every_spandrel_wrapper_key_is_unwrapped(tmp_path, wrap):
+    import torch
+
+    _, state = compact_state(2, 3, "prelu")
+    torch.save({wrap: state}, tmp_path / "m.pth")
+    assert set(read_checkpoint(tmp_path / "m.pth").weights) == set(state)
+
+
+def test_arch_param_values_parse_as_json_else_text():
+    from srjs.convert.detect import parse_arch_params
+
+    assert parse_arch_params(["act_type=leakyrelu", "img_range=1", "rgb_mean=[0.5, 0.5, 0.5]", "plus=true"]) == {
+        "act_type": "leakyrelu", "img_range": 1, "rgb_mean": [0.5, 0.5, 0.5], "plus": True}
+    with pytest.raises(BadInput, match="--arch-param takes NAME=VALUE, not 'leakyrelu'"):
+        parse_arch_params(["leakyrelu"])
+
+
 def test_unknown_arch_param_and_impossible_unshuffle_are_bad_input(tmp_path):
     _, state = compact_state(2, 3, "relu")
     ckpt = read_checkpoint(ref.save(state, tmp_path / "m.pth"))
