@@ -87,9 +87,60 @@ export function registerCustomLayers(tf) {
   }
   PixelUnshuffle.className = 'PixelUnshuffle';
 
+  // Real-CUGAN's input padding: reflect by `pad`, plus bottom/right up to a multiple of `multiple`.
+  class ReflectPad extends Layer {
+    constructor(config) {
+      const { pad, multiple, ...rest } = config || {};
+      super(rest);
+      this.pad = pad || 0;
+      this.multiple = multiple || 1;
+    }
+    computeOutputShape(inputShape) {
+      const [b, h, w, c] = inputShape;
+      const grow = (n) => (n == null ? null : Math.ceil(n / this.multiple) * this.multiple + 2 * this.pad);
+      return [b, grow(h), grow(w), c];
+    }
+    call(inputs) {
+      const x = firstInput(inputs);
+      const [, h, w] = x.shape;
+      const m = this.multiple;
+      const p = this.pad;
+      const extra = (n) => Math.ceil(n / m) * m - n;
+      return tf.mirrorPad(x, [[0, 0], [p, p + extra(h)], [p, p + extra(w)], [0, 0]], 'reflect');
+    }
+    getConfig() {
+      return { ...super.getConfig(), pad: this.pad, multiple: this.multiple };
+    }
+  }
+  ReflectPad.className = 'ReflectPad';
+
+  // [x, image] -> x cropped to the image's H, W times `scale` (undoes ReflectPad's rounding up).
+  class CropToInput extends Layer {
+    constructor(config) {
+      super(baseConfig(config));
+      this.scale = config && config.scale !== undefined ? config.scale : 1;
+    }
+    computeOutputShape(inputShape) {
+      const [x, image] = inputShape;
+      const s = this.scale;
+      return [x[0], image[1] == null ? null : image[1] * s, image[2] == null ? null : image[2] * s, x[3]];
+    }
+    call(inputs) {
+      const [x, image] = inputs;
+      const s = this.scale;
+      return tf.slice(x, [0, 0, 0, 0], [-1, image.shape[1] * s, image.shape[2] * s, -1]);
+    }
+    getConfig() {
+      return { ...super.getConfig(), scale: this.scale };
+    }
+  }
+  CropToInput.className = 'CropToInput';
+
   const classes = [
     MultiplyBeta,
     PixelUnshuffle,
+    ReflectPad,
+    CropToInput,
     pixelShuffle('PixelShuffle', undefined),
     ...[2, 3, 4, 8].map((s) => pixelShuffle(`PixelShuffle${s}x`, s)),
   ];

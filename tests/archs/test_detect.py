@@ -47,6 +47,8 @@ CASES = {
     "realplksr-x2": ("realplksr", dict(scale=2, dim=8, n_blocks=2, kernel_size=5, split_ratio=0.25, use_ea=True,
                                        norm_groups=4, layer_norm=False),
                      lambda: _spandrel_state("RealPLKSR", dim=8, n_blocks=2, upscaling_factor=2, kernel_size=5)),
+    "realcugan-x3": ("realcugan", dict(scale=3, in_channels=3, out_channels=3, pro=False, fast=False),
+                     lambda: _spandrel_state("UpCunet3x")),
 }
 
 
@@ -58,7 +60,7 @@ def _spandrel_state(cls_name: str, **hyperparameters) -> dict[str, np.ndarray]:
                                                               **hyperparameters).state_dict())
 
 
-_SPANDREL_MODULES = {"SPAN": "SPAN", "PLKSR": "PLKSR", "RealPLKSR": "PLKSR"}
+_SPANDREL_MODULES = {"SPAN": "SPAN", "PLKSR": "PLKSR", "RealPLKSR": "PLKSR", "UpCunet3x": "RealCUGAN"}
 
 
 @pytest.mark.parametrize("arch", ARCHS.names())
@@ -111,7 +113,7 @@ def test_isr_h5_spellings_are_accepted():
 def test_unknown_weights_and_names_are_bad_input():
     with pytest.raises(BadInput, match=r"first names: 'encoder\.weight', 'decoder\.bias'"):
         detect_arch({"encoder.weight": (3, 3), "decoder.bias": (3,)})
-    with pytest.raises(BadInput, match=r"unknown architecture 'swinir' \(known: plksr, rdn, realplksr, rrdbnet, rrdn, span, srvgg\)"):
+    with pytest.raises(BadInput, match=r"unknown architecture 'swinir' \(known: plksr, rdn, realcugan, realplksr, rrdbnet, rrdn, span, srvgg\)"):
         get_arch("swinir")
 
 
@@ -132,4 +134,4 @@ def test_value_range_conventions_live_in_the_registry():
     # BasicSR families publish [0, 1]; ISR's differ between ISR and UpscalerJS, so convert probes
     assert {name: ARCHS.get(name).default_value_range for name in ARCHS.names()} == {
         "rrdbnet": (0, 1), "srvgg": (0, 1), "rdn": None, "rrdn": None,
-        "span": (0, 1), "plksr": (0, 1), "realplksr": (0, 1)}
+        "span": (0, 1), "plksr": (0, 1), "realplksr": (0, 1), "realcugan": (0, 1)}

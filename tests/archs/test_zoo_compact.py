@@ -18,6 +18,7 @@ import torch
 from tests import spandrel_ref as ref  # stubs torchvision, then imports spandrel
 
 from spandrel.architectures.PLKSR import PLKSR, RealPLKSR  # noqa: E402
+from spandrel.architectures.RealCUGAN import UpCunet2x, UpCunet2x_fast, UpCunet3x, UpCunet4x  # noqa: E402
 from spandrel.architectures.SPAN import SPAN  # noqa: E402
 
 from srjs.convert.detect import build_model  # noqa: E402
@@ -55,6 +56,10 @@ def expected_params(found: dict) -> tuple[str, dict]:
         if hp["norm"]:
             params.update(img_range=hp["img_range"], rgb_mean=list(hp["rgb_mean"]))
         return "span", params
+    if found["arch"] == "RealCUGAN":
+        return "realcugan", {"scale": scale, "in_channels": found["input_channels"],
+                             "out_channels": found["output_channels"], "pro": hp.get("pro", False),
+                             "fast": hp["fast"] if "fast" in hp else False}
     assert found["arch"] == "PLKSR" and (found["input_channels"], found["output_channels"]) == (3, 3)
     if "dysample" in hp:  # RealPLKSR
         assert not hp["dysample"]
@@ -101,6 +106,8 @@ def _grid():
 def make_model(family: str, hp: dict, seed: int = 0) -> torch.nn.Module:
     if family == "span":
         return span_model(seed, **hp)
+    if family == "realcugan":
+        return ref.random_model(UpCunet2x, seed, **hp)
     return ref.random_model(PLKSR if family == "plksr" else RealPLKSR, seed, **hp)
 
 
@@ -174,13 +181,14 @@ def _keras_model(family: str, hp: dict, tmp_path: Path):
 
 
 PRUNE_CASES = [
-    ("span", dict(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2, norm=False)),
-    ("plksr", dict(dim=8, n_blocks=2, upscaling_factor=2, kernel_size=5)),
-    ("realplksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=5)),
+    pytest.param("span", dict(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2, norm=False), id="span"),
+    pytest.param("plksr", dict(dim=8, n_blocks=2, upscaling_factor=2, kernel_size=5), id="plksr"),
+    pytest.param("realplksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=5), id="realplksr"),
+    pytest.param("realcugan", dict(), id="realcugan", marks=pytest.mark.slow),
 ]
 
 
-@pytest.mark.parametrize("family,hp", PRUNE_CASES, ids=[c[0] for c in PRUNE_CASES])
+@pytest.mark.parametrize("family,hp", PRUNE_CASES)
 def test_removing_all_zero_channels_changes_no_output(tmp_path, family, hp):
     """Channel pruning understands each family's graph: zero half of every prunable group's
     channels, remove them, and the output is the same with fewer conv MACs."""
@@ -197,7 +205,7 @@ def test_removing_all_zero_channels_changes_no_output(tmp_path, family, hp):
             kernel, bias = layer.get_weights()
             kernel[..., dead], bias[dead] = 0, 0
             layer.set_weights([kernel, bias])
-    x = np.random.default_rng(3).random((1, 16, 16, 3), dtype=np.float32)
+    x = np.random.default_rng(3).random((1, 40, 40, 3) if family == "realcugan" else (1, 16, 16, 3), dtype=np.float32)
     pruned = channels.apply(model, graph, channels.all_zero_channels(model, graph))
     np.testing.assert_allclose(pruned(x).numpy(), model(x).numpy(), rtol=0, atol=1e-5)
     assert sum(channels.conv_macs(pruned).values()) < sum(channels.conv_macs(model).values())
@@ -220,6 +228,7 @@ VERIFY_CASES = [
     ("span", dict(num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2), ".safetensors"),
     ("plksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=7, ccm_type="CCM"), ".pth"),
     ("realplksr", dict(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=7), ".safetensors"),
+    ("realcugan", dict(pro=True), ".pth"),
 ]
 
 
@@ -239,11 +248,12 @@ def test_converted_model_runs_in_tfjs_node_wasm(tmp_path, family, hp, suffix):
     manifest = modeldir.read_manifest(out)
     assert manifest.arch == family
     assert manifest.cost["params"] == _shipped_params(family, hp, model)
-    report = verify_model_dir(out, runtimes=("node",), backends={"node": ("wasm",)}, warm_runs=1, shapes=((16, 16),))
+    shapes = ((21, 24),) if family == "realcugan" else ((16, 16),)  # Real-CUGAN reflect-pads 18 px
+    report = verify_model_dir(out, runtimes=("node",), backends={"node": ("wasm",)}, warm_runs=1, shapes=shapes)
     assert {(r.format, r.backend) for r in report.rows} == {("layers", "wasm"), ("graph", "wasm")}
     assert report.ok, report.table()
-    if family == "plksr":  # GELU: UpscalerJS 1.0.0's tfjs 4.11 lacks it; js/harness/layers.mjs adds it
-        report = verify_model_dir(out, runtimes=("upscalerjs",), warm_runs=0, shapes=((16, 16),))
+    if family in ("plksr", "realcugan"):  # GELU (UpscalerJS 1.0.0's tfjs 4.11 lacks it), ReflectPad, CropToInput
+        report = verify_model_dir(out, runtimes=("upscalerjs",), warm_runs=0, shapes=shapes)
         assert [r.runtime for r in report.rows] == ["upscalerjs"] and report.ok, report.table()
 
 
@@ -251,22 +261,45 @@ def _shipped_params(family: str, hp: dict, model: torch.nn.Module) -> int:
     """Weights the converted model holds. PLKSR: exactly the source's (split convs and the
     GroupNorm affine keep every value). SPAN: each Conv3XC is one 3x3 conv, plus the constant
     depthwise affines (attention offset per block, input normalisation)."""
-    if family != "span":
-        return sum(v.numel() for v in model.parameters())
+    if family != "span":  # realcugan: the pro input/output affines add 2 x (3 + 3) constants
+        return sum(v.numel() for v in model.parameters()) + (12 if hp.get("pro") else 0)
     f, c, s = hp["feature_channels"], hp["num_in_ch"], hp["upscale"]
     conv3xc = (9 * c * f + f) + 19 * (9 * f * f + f)
     return conv3xc + (4 * f * f + f) + (9 * f * c * s * s + c * s * s) + 6 * 2 * f + 2 * c
 
 
-def test_real_cugan_is_refused_as_unknown():
-    """docs/zoo.md's 'refused' row: no family claims a Real-CUGAN checkpoint."""
-    from spandrel.architectures.RealCUGAN import UpCunet2x
+CUGAN_GRID = [  # (spandrel class, hyperparameters, input H, W: fast needs multiples of 4 and > 38 px)
+    pytest.param(UpCunet2x, dict(pro=True), (36, 40), id="x2-pro"),
+    pytest.param(UpCunet2x, dict(in_channels=1, out_channels=1), (33, 35), id="x2-c1-odd", marks=pytest.mark.slow),
+    pytest.param(UpCunet3x, dict(), (30, 34), id="x3", marks=pytest.mark.slow),
+    pytest.param(UpCunet4x, dict(in_channels=4, out_channels=4, pro=True), (21, 26), id="x4-c4-pro",
+                 marks=pytest.mark.slow),
+    pytest.param(UpCunet2x_fast, dict(), (40, 44), id="x2-fast", marks=pytest.mark.slow),
+]
 
+
+@pytest.mark.parametrize("cls,hp,size", CUGAN_GRID)
+def test_realcugan_detection_and_forward_equal_spandrels(tmp_path, cls, hp, size):
+    """Real-CUGAN's U-Nets have fixed widths (32-256), so this grid is over its variants,
+    'pro' and image channels (odd sizes exercise the pad-to-even and the final crop)."""
+    model = ref.random_model(cls, 0, **hp)
+    path = ref.save(model.state_dict(), tmp_path / ("m.pth" if hp.get("pro") else "m.safetensors"))
+    theirs = ref.detect(path)
+    built = build_model(read_checkpoint(path))
+    assert (built.arch, built.params) == expected_params(ref.describe(theirs))
+    x = np.random.default_rng(5).random((1, *size, theirs.input_channels), dtype=np.float32)
+    assert _max_rel_diff(built.model(x).numpy(), ref.forward(theirs.model, x)) < TOL
+
+
+def test_realcugan_detection_of_every_variant_equals_spandrels():
+    """Detection alone (names and shapes), for every variant: cheap, so all of them here."""
     from srjs.archs import detect_arch
 
-    shapes = {k: tuple(v.shape) for k, v in UpCunet2x(in_channels=3, out_channels=3).state_dict().items()}
-    with pytest.raises(BadInput, match="no known architecture"):
-        detect_arch(shapes)
+    for cls, hp in ((UpCunet2x, {}), (UpCunet2x, {"pro": True}), (UpCunet3x, {"pro": True}),
+                    (UpCunet4x, {}), (UpCunet4x, {"in_channels": 1, "out_channels": 1}), (UpCunet2x_fast, {})):
+        state = cls(**hp).state_dict()
+        found = ref.describe(ref.detect(dict(state)))
+        assert detect_arch({k: tuple(v.shape) for k, v in state.items()}) == expected_params(found), cls
 
 
 def test_graph_export_has_no_erfc(tmp_path):

@@ -154,10 +154,10 @@ def keras_named_loader(family: str) -> Callable[[keras.Model, Mapping[str, np.nd
 
 
 def _register_all() -> None:
-    from srjs.archs import plksr, rdn, rrdbnet, rrdn, span, srvgg
+    from srjs.archs import plksr, rdn, realcugan, rrdbnet, rrdn, span, srvgg
 
     # A module may hold several families (plksr: PLKSR and RealPLKSR) as SPECS.
-    for module in (rrdbnet, srvgg, rdn, rrdn, span, plksr):
+    for module in (rrdbnet, srvgg, rdn, rrdn, span, plksr, realcugan):
         for spec in getattr(module, "SPECS", None) or (module.SPEC,):
             ARCHS.register(spec.name)(spec)
 

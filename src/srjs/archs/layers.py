@@ -84,6 +84,56 @@ class MultiplyBeta(keras.layers.Layer):
         return {**super().get_config(), "beta": self.beta}
 
 
+class ReflectPad(keras.layers.Layer):
+    """Reflect-pad H and W by `pad`, plus the bottom/right pixels that make them multiples of
+    `multiple` (Real-CUGAN's input padding): [N, H, W, C] -> [N, H', W', C].
+
+    tf.pad REFLECT is MirrorPad in TF.js (layers: tf.mirrorPad), which no Keras layer offers.
+    """
+
+    def __init__(self, pad: int = 0, multiple: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.pad, self.multiple = int(pad), int(multiple)
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        m, p = self.multiple, self.pad
+        extra_h = (shape[1] + m - 1) // m * m - shape[1]
+        extra_w = (shape[2] + m - 1) // m * m - shape[2]
+        paddings = tf.stack([[0, 0], [p, p + extra_h], [p, p + extra_w], [0, 0]])
+        return tf.pad(inputs, paddings, mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = tf.TensorShape(input_shape).as_list()
+        m, p = self.multiple, self.pad
+        return tf.TensorShape([n, h and -(-h // m) * m + 2 * p, w and -(-w // m) * m + 2 * p, c])
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad, "multiple": self.multiple}
+
+
+class CropToInput(keras.layers.Layer):
+    """[x, image] -> x[:, :H*scale, :W*scale] for the image's H, W: drops what ReflectPad's
+    rounding up to a multiple added, once upscaled."""
+
+    def __init__(self, scale: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        x, image = inputs
+        shape = tf.shape(image)
+        return x[:, : shape[1] * self.scale, : shape[2] * self.scale]  # keeps the static channel count
+
+    def compute_output_shape(self, input_shape):
+        x, image = (tf.TensorShape(s).as_list() for s in input_shape)
+        s = self.scale
+        return tf.TensorShape([x[0], image[1] and image[1] * s, image[2] and image[2] * s, x[3]])
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
 def _fixed_scale_shuffle(scale: int) -> type:
     """UpscalerJS registers one PixelShuffle class per scale (`PixelShuffle4x`); mirror that."""
 
@@ -94,7 +144,7 @@ def _fixed_scale_shuffle(scale: int) -> type:
 
 
 CUSTOM_LAYERS: dict[str, type] = {
-    cls.__name__: cls for cls in (PixelShuffle, PixelUnshuffle, MultiplyBeta)
+    cls.__name__: cls for cls in (PixelShuffle, PixelUnshuffle, MultiplyBeta, ReflectPad, CropToInput)
 }
 SHUFFLE_ALIASES: dict[str, type] = {
     f"PixelShuffle{s}x": _fixed_scale_shuffle(s) for s in (2, 3, 4, 8)

@@ -26,6 +26,7 @@ KERAS_LAYERS = frozenset({
     "Activation", "ReLU", "LeakyReLU", "PReLU",
     "Add", "Multiply", "Concatenate", "UpSampling2D",
     "LayerNormalization",  # realplksr: LayerNorm, and GroupNorm as per-group LayerNormalization
+    "Conv2DTranspose", "Cropping2D", "GlobalAveragePooling2D", "Reshape",  # realcugan
 })
 # Plain data objects that appear inside those layers' configs.
 DATA_CLASSES = frozenset({

@@ -271,18 +271,34 @@ def _kept(graph: ChannelGraph, keep: dict[str, np.ndarray], group: str, index: i
 # --- cost ----------------------------------------------------------------------------------
 
 def conv_macs(model, size: int = 8) -> dict[str, float]:
-    """Conv name -> multiply-accumulates per input pixel (layers after an upsample count s*s)."""
+    """Conv name -> multiply-accumulates per input pixel (layers after an upsample count s*s).
+
+    Probed on a size x size input; a model that needs larger inputs (Real-CUGAN reflect-pads
+    by up to 38 px) is probed at `_LARGE_PROBE` px, where its unpadded convs' border work is
+    included. A transposed conv does its kernel's work once per input pixel.
+    """
     from srjs.tf import keras, tf
 
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     probe = keras.Model(model.inputs, [layer.output for layer in convs])
-    outputs = probe(tf.zeros([1, size, size, model.input_shape[-1]]), training=False)
+    channels = model.input_shape[-1]
+    try:
+        outputs = probe(tf.zeros([1, size, size, channels]), training=False)
+    except (tf.errors.InvalidArgumentError, ValueError):
+        size = _LARGE_PROBE
+        outputs = probe(tf.zeros([1, size, size, channels]), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     macs = {}
     for layer, out in zip(convs, outputs):
         kh, kw, cin, cout = layer.kernel.shape
-        macs[layer.name] = float(kh * kw * cin * cout) * out.shape[1] * out.shape[2] / (size * size)
+        h, w = out.shape[1], out.shape[2]
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # 'valid': out = (in - 1) * stride + k
+            h, w = (h - kh) // layer.strides[0] + 1, (w - kw) // layer.strides[1] + 1
+        macs[layer.name] = float(kh * kw * cin * cout) * h * w / (size * size)
     return macs
+
+
+_LARGE_PROBE = 128
 
 
 def params(model) -> int:
