@@ -285,6 +285,15 @@ def served(tmp_path_factory):
     server.close()
 
 
+def test_serve_answers_a_nul_in_the_path_with_404_and_no_traceback(served, capfd):
+    port, page, upload, folder = served
+    for path in (page + "%00", page.rsplit("/", 1)[0] + "/index.html%00.png", upload + "x%00.bin"):
+        for method in ("GET", "PUT"):
+            request = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            assert _raw(port, request.encode()).split(b" ")[1] in (b"403", b"404")
+    assert capfd.readouterr().err == "" and not [p for p in folder.iterdir() if p.name.startswith("x")]
+
+
 def test_serve_answers_bad_content_length_with_400_and_no_traceback(served, capfd):
     port, page, upload, folder = served
     head = f"PUT {upload}out.bin HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: abc\r\n\r\nxyz"

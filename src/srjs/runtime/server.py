@@ -78,6 +78,8 @@ class StaticServer:
     def resolve(self, url_path: str) -> tuple[Path, bool] | None:
         """(file path, may be written) for a request path, or None outside every mount."""
         path = unquote(url_path).lstrip("/")
+        if "\x00" in path:  # no file has one; the OS would raise rather than answer
+            return None
         with self._lock:
             mounts = sorted(self._mounts.items(), key=lambda kv: -len(kv[0]))
         for prefix, (root, writable) in mounts:
