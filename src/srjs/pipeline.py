@@ -115,6 +115,8 @@ _LIMITS = {
     (EvaluateConfig, "latency_size"): (8, 4096), (EvaluateConfig, "latency_tiles"): (0, 4096),
     (EvaluateConfig, "warm"): (0, 1000), (Gates, "max_gzip_bytes"): (0, None), (Gates, "max_warm_ms"): (0, None),
 }
+
+
 def _exports() -> tuple[str, ...]:
     from srjs.package.writer import EXPORTS
 
