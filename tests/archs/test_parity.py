@@ -27,7 +27,21 @@ TORCH_CASES = {
     "rrdbnet-x1": ("rrdbnet", lambda: RRDBNet(3, 3, scale=1, **SMALL_RRDB)),
     "srvgg-x4-prelu": ("srvgg", lambda: SRVGGNetCompact(3, 3, act_type="prelu", **SMALL_SRVGG)),
     "srvgg-x4-leakyrelu": ("srvgg", lambda: SRVGGNetCompact(3, 3, act_type="leakyrelu", **SMALL_SRVGG)),
+    # spandrel's classes (tests/spandrel_ref.py); grids over their params: tests/archs/test_zoo_compact.py
+    "span-x2": ("span", lambda: _spandrel("SPAN", "SPAN", num_in_ch=3, num_out_ch=3, feature_channels=8, upscale=2,
+                                          norm=False)),
+    "plksr-x2": ("plksr", lambda: _spandrel("PLKSR", "PLKSR", dim=8, n_blocks=1, upscaling_factor=2, kernel_size=5)),
+    "realplksr-x2": ("realplksr", lambda: _spandrel("PLKSR", "RealPLKSR", dim=8, n_blocks=1, upscaling_factor=2,
+                                                    kernel_size=5)),
+    "realcugan-x2": ("realcugan", lambda: _spandrel("RealCUGAN", "UpCunet2x")),
 }
+SIZES = {"realcugan-x2": (24, 28)}  # Real-CUGAN reflect-pads its input by 18 px: it needs more than 18
+
+
+def _spandrel(module: str, cls: str, **hyperparameters):
+    from tests import spandrel_ref
+
+    return getattr(getattr(spandrel_ref.spandrel.architectures, module), cls)(**hyperparameters)
 NPM_CASES = {  # UpscalerJS packages: esrgan-slim is ISR RDN in [0, 255], esrgan-thick ISR RRDN in [0, 1]
     "rdn-esrgan-slim-x4": ("rdn", "npm:@upscalerjs/esrgan-slim@1.0.0/models/x4/model.json", 255.0),
     "rrdn-esrgan-thick-x4": ("rrdn", "npm:@upscalerjs/esrgan-thick@1.0.0/models/x4/model.json", 1.0),
@@ -58,11 +72,12 @@ def test_torch_parity(case):
     name, params, model = build_from_state(state, override)
     assert name == arch
 
-    x = np.random.default_rng(0).random((1, 12, 20, 3), dtype=np.float32)
+    h, w = SIZES.get(case, (12, 20))
+    x = np.random.default_rng(0).random((1, h, w, 3), dtype=np.float32)
     expected = run_nhwc(reference, x)
     got = model.predict(x, verbose=0)
     scale = params["scale"]
-    assert got.shape == expected.shape == (1, 12 * scale, 20 * scale, 3)
+    assert got.shape == expected.shape == (1, h * scale, w * scale, 3)
     peak = float(np.abs(expected).max())
     assert peak > 0.1  # a dead network would make the comparison meaningless
     assert np.abs(got - expected).max() <= 1e-4 * peak

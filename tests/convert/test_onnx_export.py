@@ -65,8 +65,16 @@ def _inputs(seed: int = 5):
     return [rng.uniform(0, 1, shape).astype(np.float32) for shape in SHAPES]
 
 
+# Families with layers that have no ONNX translation yet: export refuses them by name (exit 2).
+NO_ONNX = {"realcugan": "ReflectPad"}  # also Cropping2D, Conv2DTranspose, GlobalAveragePooling2D, CropToInput
+
+
 @pytest.mark.parametrize("arch", ARCHS.names())
 def test_every_registered_arch_has_an_onnx_case(arch):
+    if arch in NO_ONNX:
+        with pytest.raises(BadInput, match=f"is a {NO_ONNX[arch]}, which srjs cannot translate"):
+            onnx_export.to_onnx(get_arch(arch).build())
+        return
     assert arch in {a for a, _ in CASES.values()}, f"architecture '{arch}' has no ONNX export case"
 
 

@@ -24,12 +24,14 @@ FAMILY_CASES = {"rrdbnet": "rrdbnet-x2", "srvgg": "srvgg-x2-ncnn-leakyrelu", "rd
 
 
 def test_every_registered_family_runs_in_the_browser_test():
-    assert set(ARCHS.names()) <= set(FAMILY_CASES)
+    from tests.convert.test_onnx_export import NO_ONNX  # families ONNX export refuses (tested there)
+
+    assert set(ARCHS.names()) - set(NO_ONNX) <= set(FAMILY_CASES)
 
 
 @pytest.mark.slow
 def test_every_family_matches_keras_in_chromium_wasm_and_webgpu(tmp_path):
-    cases = [FAMILY_CASES[arch] for arch in ARCHS.names()]
+    cases = [FAMILY_CASES[arch] for arch in ARCHS.names() if arch in FAMILY_CASES]
     x = np.random.default_rng(2).uniform(0, 1, (1, 12, 16, 3)).astype(np.float32)
     models, refs = [], []
     for case in cases:
