@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from srjs import strict_json
-from tests.conftest import run_cli
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "srjs"
 
