@@ -130,3 +130,26 @@ def test_quality_axis_spans_at_least_a_decibel():
     assert high - low >= 1.0 and low < 28.39 and high > 28.46
     low, high = quality_ylim([20.0, 30.0])  # real differences keep their own range, plus margins
     assert (low, high) == pytest.approx((19.0, 31.0))
+
+
+def test_variant_crops_go_where_the_most_departing_variant_differs():
+    import numpy as np
+
+    from srjs.evaluate.report import variant_window
+    from srjs.evaluate.results import Evaluation, Row
+
+    parent = np.zeros((64, 64, 3), np.uint8)
+    small, large = parent.copy(), parent.copy()
+    small[2:6, 2:6] = 10  # a faint change top-left
+    large[40:60, 30:50] = 200  # a strong one lower right
+    rows = [Row("p", "model", 2, 30.0, 0.9, 29.0, []),
+            Row("a", "model", 2, 30.0, 0.9, 29.0, [], reference="p"),
+            Row("b", "model", 2, 30.0, 0.9, 29.0, [], reference="p")]
+    evaluation = Evaluation("d", [], rows, [], [], {}, machine={},
+                            samples={2: {"image": "i", "hr": parent, "bicubic": parent,
+                                         "models": {"p": parent, "a": small, "b": large}}})
+    reference, variants, (top, left, side), most = variant_window(evaluation, 2, side=16)
+    assert (reference, [r.name for r in variants], most.name) == ("p", ["a", "b"], "b")
+    assert 40 <= top + side // 2 <= 60 and 30 <= left + side // 2 <= 50  # inside b's change
+    rows[2].reference = None  # b is no variant now: a's faint change is the place to look
+    assert variant_window(evaluation, 2, side=16)[3].name == "a"

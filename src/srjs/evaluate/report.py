@@ -196,23 +196,43 @@ def crops_png(evaluation: Evaluation, scale: int, path: Path, side: int = 96) ->
     return _figure_png(draw, path, size=(2.5 * len(panels), 3.0))
 
 
-def variants_png(evaluation: Evaluation, scale: int, path: Path, side: int = 96) -> Path | None:
-    """Reference | its variants, cropped where a variant departs most from its reference (not a
-    flat area where every variant looks the same); None without variants or differences."""
+def variant_window(evaluation: Evaluation, scale: int, side: int = 96):
+    """(reference name, its variant rows, (top, left, side), the variant departing most) for
+    the first image of `scale`: the window where some variant differs most from its reference
+    (not a flat area where every variant looks the same); None without variants or differences."""
     sample = evaluation.samples.get(scale)
+    if not sample:
+        return None
+    models = sample["models"]
     variants = [r for r in evaluation.rows if r.kind == "model" and r.scale == scale and r.reference
-                and r.reference != r.name and sample and r.name in sample["models"]
-                and r.reference in sample["models"]]
+                and r.reference != r.name and r.name in models and r.reference in models]
     if not variants:
         return None
     reference = variants[0].reference
     variants = [r for r in variants if r.reference == reference]
-    models = sample["models"]
-    boxes = [(b, r) for r in variants
+    luma = np.array([0.299, 0.587, 0.114])
+
+    def departure(row, box):  # summed |luma difference| from the reference inside the box
+        t, lft, sd = box
+        a, b = (models[n][t:t + sd, lft:lft + sd].astype(np.float64) @ luma for n in (row.name, reference))
+        return float(np.abs(a - b).sum())
+
+    found = [(b, r) for r in variants
              if (b := _most_different_box(models[r.name], models[reference], side)) is not None]
-    if not boxes:
+    if not found:
         return None
-    top, left, side = boxes[0][0]
+    box, most = max(found, key=lambda f: departure(f[1], f[0]))
+    return reference, variants, box, most
+
+
+def variants_png(evaluation: Evaluation, scale: int, path: Path, side: int = 96) -> Path | None:
+    """Reference | its variants, cropped at `variant_window`; None when there is nothing to show."""
+    window = variant_window(evaluation, scale, side)
+    if window is None:
+        return None
+    reference, variants, (top, left, side), most = window
+    sample = evaluation.samples[scale]
+    models = sample["models"]
     region = (slice(top, top + side), slice(left, left + side))
     panels = [(f"reference: {reference}", models[reference])] + [(r.name, models[r.name]) for r in variants]
 
@@ -222,7 +242,7 @@ def variants_png(evaluation: Evaluation, scale: int, path: Path, side: int = 96)
             ax.imshow(image[region], interpolation="nearest")
             ax.set_title(title, fontsize=8)
             ax.axis("off")
-        fig.suptitle(f"{sample['image']}, {side}x{side} px at ({left}, {top}): where {boxes[0][1].name} "
+        fig.suptitle(f"{sample['image']}, {side}x{side} px at ({left}, {top}): where {most.name} "
                      f"differs most from {reference}", fontsize=9)
 
     return _figure_png(draw, path, size=(2.5 * len(panels), 3.0))
