@@ -326,3 +326,24 @@ def test_convert_reruns_when_a_file_beside_the_source_changes(keyed_project, stu
     (keyed_project / changed).write_bytes(b"other weights")
     build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
     assert set(stub_steps) == ALL_STEPS
+
+
+def test_new_tfjs_versions_rerun_verify_and_package(keyed_project, stub_steps, tmp_path, monkeypatch):
+    """verify runs TF.js and the package vendors it: js/package-lock.json and the harness are inputs."""
+    import shutil
+
+    from srjs.pipeline import build
+    from srjs.runtime import env
+
+    js = tmp_path / "js"
+    (js / "harness").mkdir(parents=True)
+    shutil.copy(env.js_dir() / "package-lock.json", js / "package-lock.json")
+    (js / "harness" / "run-node.mjs").write_text("// harness")
+    monkeypatch.setenv("SRJS_JS_DIR", str(js))
+    build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+    for change in (lambda: (js / "package-lock.json").write_text("{}"),
+                   lambda: (js / "harness" / "run-node.mjs").write_text("// harness v2")):
+        stub_steps.clear()
+        change()
+        build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+        assert set(stub_steps) == {"verify/original", "verify/float16", "package"}

@@ -273,6 +273,15 @@ def content_digest(path: Path) -> str:
                        for p in path.rglob("*") if p.is_file()))
 
 
+def _js_digest() -> str:
+    """What fixes verify's TF.js runs and the package's vendored TF.js: js/package-lock.json
+    (exact versions) and the harness scripts."""
+    from srjs.runtime import env
+
+    root = env.js_dir()
+    return _key(*(content_digest(p) if p.exists() else None for p in (root / "package-lock.json", root / "harness")))
+
+
 def _images_digest(images: str) -> str:
     """What identifies a dataset or calibration folder option: 'builtin' ships with srjs (the
     srjs version is in every key), a path is read as evaluate/optimize read it (from the
@@ -439,9 +448,10 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
     from srjs.verify import verify_model_dir, write_json
 
     verified: dict[str, bool] = {}
+    js = _js_digest()
     for variant, model_dir, key in models:
         report_path = out / "verify" / f"{variant.name}.json"
-        steps.run(f"verify/{variant.name}", _key("verify", key, asdict(config.verify)), report_path,
+        steps.run(f"verify/{variant.name}", _key("verify", key, asdict(config.verify), js), report_path,
                   lambda d=model_dir, p=report_path: write_json(
                       verify_model_dir(d, runtimes=tuple(config.verify.runtimes)), p))
         verified[variant.name] = bool(json.loads(report_path.read_text()).get("ok"))
@@ -471,7 +481,7 @@ def build(config_path: Path, out_root: Path = Path("artifacts"), *, force: bool 
 
             for v, d, k in passed:
                 steps.run(f"onnx/{v.name}", _key("onnx", k), d / ONNX_DIR, lambda d=d: add_onnx(d))
-        package_key = _key("package", [k for _, _, k in passed], evaluate_key, asdict(pkg), config.name)
+        package_key = _key("package", [k for _, _, k in passed], evaluate_key, asdict(pkg), config.name, js)
         steps.run("package", package_key, package_dir, lambda: write_package(
             [d for _, d, _ in passed], package_dir, name=pkg.name or config.name, version=pkg.version,
             exports=tuple(pkg.exports), report=evaluation))
