@@ -1,5 +1,6 @@
 // Drives a package's demo page the way a person does, for srjs's tests (tests/package):
 //   node demo-flow.mjs --chromium PATH --url URL --image FILE --download FILE [--file-url URL]
+//     [--screenshot PNG]
 // Opens URL, picks FILE in the file input, presses Upscale, waits for "Done", presses the
 // download link and saves what the browser downloads to --download. With --file-url, also
 // opens the page as a file:// URL and reads the notice it shows there.
@@ -35,6 +36,7 @@ async function servedFlow(browser, out) {
   out.status = await page.locator('#status').textContent();
   out.timings = await page.locator('#timings tr').evaluateAll(
     (rows) => rows.map((r) => [r.cells[0].textContent, r.cells[1].textContent]));
+  if (option('--screenshot')) await page.screenshot({ path: option('--screenshot'), fullPage: true });
   if (out.status.startsWith('Done')) {
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: TIMEOUT_MS }),
       page.click('#download')]);

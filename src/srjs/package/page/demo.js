@@ -235,7 +235,8 @@ function show(source, result) {
   };
   for (const [key, ms] of Object.entries(result.timings)) row(LABELS[key] || key, formatMs(ms));
   const backend = result.backend || tf.getBackend();
-  row('Backend', backend + (backend === 'wasm' ? ` (${tf.wasm.getThreadsCount()} threads)` : '')
+  const threads = backend === 'wasm' ? tf.wasm.getThreadsCount() : 0;
+  row('Backend', backend + (threads ? ` (${threads} thread${threads === 1 ? '' : 's'})` : '')
     + (result.why ? ` — ${result.why}` : ''));
   row('Tiles', String(result.tiles));
   $('timings').hidden = false;
