@@ -347,3 +347,17 @@ def test_new_tfjs_versions_rerun_verify_and_package(keyed_project, stub_steps, t
         change()
         build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
         assert set(stub_steps) == {"verify/original", "verify/float16", "package"}
+
+
+def test_a_new_scikit_image_reruns_what_used_the_builtin_photos(keyed_project, stub_steps, tmp_path, monkeypatch):
+    import importlib.metadata
+
+    from srjs.pipeline import build
+
+    _edit_config(keyed_project, f'dataset = "{keyed_project / "photos"}"', 'dataset = "builtin"')
+    build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+    stub_steps.clear()
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "99.0" if name == "scikit-image" else real(name))
+    build(keyed_project / "keys.toml", tmp_path / "artifacts", progress=False)
+    assert set(stub_steps) == {"evaluate", "package"}  # calib is a folder here: the variant stays

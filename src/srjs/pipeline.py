@@ -283,11 +283,13 @@ def _js_digest() -> str:
 
 
 def _images_digest(images: str) -> str:
-    """What identifies a dataset or calibration folder option: 'builtin' ships with srjs (the
-    srjs version is in every key), a path is read as evaluate/optimize read it (from the
-    working directory) and keyed by its content."""
-    if images == "builtin":
-        return images
+    """What identifies a dataset or calibration folder option: 'builtin' by the scikit-image
+    release whose photographs it uses, a path as evaluate/optimize read it (from the working
+    directory) by its content."""
+    if images == "builtin":  # the photographs inside the scikit-image wheel
+        from importlib.metadata import version
+
+        return f"builtin scikit-image {version('scikit-image')}"
     path = Path(os.path.expanduser(images))
     return content_digest(path) if path.exists() else f"missing:{images}"
 
