@@ -17,11 +17,12 @@ import numpy as np
 
 from srjs.archs import ArchSpec, check_weights, variable_suffix
 from srjs.archs.layers import CropToInput, PixelShuffle, PixelUnshuffle, ReflectPad, torch_to_tf_depth_order
+from srjs.archs.srvgg import FIXED_PREFIX
 from srjs.errors import BadInput
 from srjs.tf import keras
 
 L = keras.layers
-FIXED_SUFFIX = "__fixed"
+FIXED = FIXED_PREFIX  # constant layers (set at build time, never loaded, kept float32 by optimize)
 _PRO = (0.7, 0.15)  # pro checkpoints take x * 0.7 + 0.15 and give (y - 0.15) / 0.7
 # variant -> (reflect pad, multiple, unet1 bottom deconv (kernel, stride, torch padding) or None)
 _VARIANTS = {"2x": (18, 2, (4, 2, 3)), "3x": (14, 4, (5, 3, 2)), "4x": (19, 2, (4, 2, 3)),
@@ -82,7 +83,7 @@ def _unet2(x, out_ch: int):
 
 def _affine(x, weight: float, bias: float, name: str, fixed: list):
     channels = int(x.shape[-1])
-    layer = L.DepthwiseConv2D(1, name=name + FIXED_SUFFIX, trainable=False)
+    layer = L.DepthwiseConv2D(1, name=FIXED + name, trainable=False)
     fixed.append((layer.name, [np.full((1, 1, channels, 1), weight, np.float32), np.full(channels, bias, np.float32)]))
     return layer(x)
 
@@ -130,7 +131,7 @@ def build(scale: int = 2, in_channels: int = 3, out_channels: int = 3, pro: bool
 
 
 def _learned(model: keras.Model):
-    return [layer for layer in model.layers if isinstance(layer, L.Conv2D) and not layer.name.endswith(FIXED_SUFFIX)]
+    return [layer for layer in model.layers if isinstance(layer, L.Conv2D) and not layer.name.startswith(FIXED)]
 
 
 def _source_shape(layer, var) -> tuple:
@@ -145,7 +146,7 @@ def load(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
     """Assign a spandrel Real-CUGAN state dict to a model from `build` (OIHW convs; torch
     ConvTranspose2d kernels are (in, out, kh, kw), Keras' (kh, kw, out, in): one transpose)."""
     expected: dict[str, tuple] = {}
-    if any(layer.name == "pro_in" + FIXED_SUFFIX for layer in model.layers):
+    if any(layer.name == FIXED + "pro_in" for layer in model.layers):
         expected["pro"] = (1,)
     targets = []
     for layer in _learned(model):

@@ -8,7 +8,8 @@ Matches spandrel's `SPAN` at inference. Each `Conv3XC` is a train-time block (a 
 
 Keras layer names follow the PyTorch module path with '.' -> '__' ('block_3.c2_r' -> layer
 'block_3__c2_r'). Layers whose weights are constants set at build time (the input
-normalisation and the attention's -0.5) end in `FIXED_SUFFIX` and are never loaded.
+normalisation and the attention's -0.5) start with srvgg's `FIXED_PREFIX`: never loaded, and
+`srjs optimize` keeps them float32.
 
 What the weights cannot tell: `img_range` and `rgb_mean` (the input is mapped to
 (x - rgb_mean) * img_range; the output is not mapped back). spandrel takes 255 and DIV2K's
@@ -21,12 +22,13 @@ import numpy as np
 
 from srjs.archs import ArchSpec, check_weights
 from srjs.archs.layers import PixelShuffle, torch_to_tf_depth_order
+from srjs.archs.srvgg import FIXED_PREFIX
 from srjs.errors import BadInput
 from srjs.tf import keras
 
 L = keras.layers
 NUM_BLOCKS = 6  # SPAN always has block_1 .. block_6
-FIXED_SUFFIX = "__fixed"
+FIXED = FIXED_PREFIX  # constant layers (set at build time, never loaded, kept float32 by optimize)
 DEFAULT_IMG_RANGE = 255.0
 DEFAULT_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K's mean, as in SPAN's training code
 _CONV3XC_GAIN = 2  # every Conv3XC in SPAN is built with gain1=2
@@ -36,7 +38,7 @@ def _constant_affine(x, weight, bias, name: str, fixed: list):
     """x * weight + bias per channel, as a 1x1 DepthwiseConv2D with constant weights (TF.js
     layers has no Subtract or per-channel Rescaling); frozen so fine-tuning leaves it alone."""
     channels = int(x.shape[-1])
-    layer = L.DepthwiseConv2D(1, name=name + FIXED_SUFFIX, trainable=False)
+    layer = L.DepthwiseConv2D(1, name=FIXED + name, trainable=False)
     fixed.append((layer.name, [np.broadcast_to(np.float32(weight), (channels,)).reshape(1, 1, channels, 1).copy(),
                                np.broadcast_to(np.float32(bias), (channels,)).astype(np.float32).copy()]))
     return layer(x)
@@ -163,7 +165,7 @@ def _oihw_to_hwio(kernel: np.ndarray) -> np.ndarray:
 def load(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
     """Assign a spandrel SPAN state dict (OIHW kernels) to a model from `build`, folding each
     Conv3XC's branches into its one 3x3 conv (the stored eval_conv is checked, not used)."""
-    norm = any(l.name == "normalize" + FIXED_SUFFIX for l in model.layers)
+    norm = any(l.name == FIXED + "normalize" for l in model.layers)
     feature_channels = model.get_layer("conv_1").filters
     num_in_ch = int(model.input_shape[-1])
     up = model.get_layer("upsampler__0")
