@@ -80,24 +80,68 @@ def file_entry(path: Path, *, gzipped: bool = True) -> dict:
     return {"bytes": len(data), "gzip_bytes": gzip_size(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _ships(root: Path, path: Path) -> bool:
+    return path.relative_to(root).parts[0] in SHIPPED_DIRS
+
+
+def _stamp(path: Path) -> tuple:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+class FileIndex:
+    """Index a model dir's files while other work goes on.
+
+    start(folder) hashes (and for SHIPPED_DIRS gzips) the files under `folder` in background
+    threads (zlib and hashlib release the GIL, so this overlaps TensorFlow's Python-bound
+    export steps); entries() returns what `index_files` would, reusing each started result
+    whose file is unchanged (same size and mtime) and computing the rest.
+    """
+
+    def __init__(self, root: Path):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.root = Path(root)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+        self.started: dict[Path, tuple] = {}
+
+    def _submit(self, path: Path):
+        return self.pool.submit(file_entry, path, gzipped=_ships(self.root, path))
+
+    def start(self, folder: Path) -> None:
+        folder = Path(folder)
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else [folder]:
+            if path.is_file() and path.name != MANIFEST:
+                self.started[path] = (_stamp(path), self._submit(path))
+
+    def entries(self) -> dict:
+        paths = [p for p in sorted(self.root.rglob("*")) if p.is_file() and p.name != MANIFEST]
+        futures = []
+        for path in paths:
+            stamp, future = self.started.get(path, (None, None))
+            futures.append(future if future is not None and stamp == _stamp(path) else self._submit(path))
+        return {str(p.relative_to(self.root)): f.result() for p, f in zip(paths, futures)}
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "FileIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def index_files(root: Path) -> dict:
     """relative path -> file_entry for every file under `root` but the manifest; gzip sizes for
     SHIPPED_DIRS only, files compressed in parallel (zlib and hashlib release the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    root = Path(root)
-    paths = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST]
-
-    def entry(path: Path) -> dict:
-        return file_entry(path, gzipped=path.relative_to(root).parts[0] in SHIPPED_DIRS)
-
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        entries = list(pool.map(entry, paths))
-    return {str(p.relative_to(root)): e for p, e in zip(paths, entries)}
+    with FileIndex(root) as index:
+        return index.entries()
 
 
-def write_manifest(root: Path, manifest: Manifest) -> Manifest:
-    manifest.files = index_files(root)
+def write_manifest(root: Path, manifest: Manifest, index: FileIndex | None = None) -> Manifest:
+    """Write `manifest` into `root` with its file index (`index`: one already started)."""
+    manifest.files = index.entries() if index is not None else index_files(root)
     (root / MANIFEST).write_text(manifest_text(manifest))
     return manifest
 

@@ -2,12 +2,14 @@
 
 tqdm draws nothing when stderr is a pipe or a CI log, so a 10-minute search looked hung.
 `Progress` prints one plain line every few seconds instead ("quantize: calibrate 120/702
-tensors, 35 s, about 2 min left"), to its own copy of fd 2: TensorFlow steps point fd 2 at
-/dev/null while they run (srjs.tf.quiet_fds).
+tensors, 35 s, about 2 min left in this step"), to its own copy of fd 2: TensorFlow steps
+point fd 2 at /dev/null while they run (srjs.tf.quiet_fds). A heartbeat thread repeats the
+line while one long unit of work (a forward pass of a big model) runs.
 """
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import TextIO
 
@@ -30,13 +32,23 @@ class Progress:
     """
 
     def __init__(self, desc: str, *, enabled: bool = True, every_s: float = EVERY_S,
-                 stream: TextIO | None = None, clock=time.monotonic):
+                 stream: TextIO | None = None, clock=time.monotonic, heartbeat: bool = True):
         self.desc, self.enabled, self.every_s, self.clock = desc, enabled, every_s, clock
         self._own = stream is None and enabled
         self.stream = stream if stream is not None or not enabled else os.fdopen(os.dup(2), "w")
         self.start = clock()
         self.name, self.total, self.unit, self.done = "", 0, "", 0
         self._phase_start = self._last = self.start
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beat = None
+        if enabled and heartbeat:
+            self._beat = threading.Thread(target=self._heartbeat, name="srjs-progress", daemon=True)
+            self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.every_s / 2):
+            self._print()
 
     def phase(self, name: str, total: int, unit: str = "steps") -> None:
         self.name, self.total, self.unit, self.done = name, max(0, int(total)), unit, 0
@@ -56,14 +68,18 @@ class Progress:
         return text
 
     def _print(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = self.clock()
-        if force or now - self._last >= self.every_s:
-            self._last = now
-            print(self.line(), file=self.stream, flush=True)
+        with self._lock:
+            if not self.enabled or not self.name:
+                return
+            now = self.clock()
+            if force or now - self._last >= self.every_s:
+                self._last = now
+                print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
         if self._own and self.stream is not None:
             self.stream.close()
             self.stream = None

@@ -91,3 +91,21 @@ def test_manifest_gzips_only_what_ships_at_level_6(tiny_rrdb, converted):
             assert entry["gzip_bytes"] == len(gzip.compress(data, compresslevel=6, mtime=0)), rel
         else:
             assert entry["gzip_bytes"] is None, rel
+
+
+def test_file_index_reuses_started_entries_only_for_unchanged_files(tmp_path):
+    root = tmp_path / "dir"
+    (root / "tfjs_layers").mkdir(parents=True)
+    (root / "keras").mkdir()
+    (root / "tfjs_layers" / "a.bin").write_bytes(b"\0" * 1000)
+    (root / "tfjs_layers" / "b.bin").write_bytes(b"ab" * 500)
+    (root / "keras" / "model.keras").write_bytes(b"k" * 10)
+    with modeldir.FileIndex(root) as index:
+        index.start(root / "tfjs_layers")
+        (root / "tfjs_layers" / "b.bin").write_bytes(b"xyz" * 700)  # rewritten after start (optimize's finish)
+        (root / "tfjs_layers" / "c.bin").write_bytes(b"c")  # written after start
+        entries = index.entries()
+    assert entries == modeldir.index_files(root)
+    assert entries["tfjs_layers/b.bin"]["bytes"] == 2100
+    assert entries["tfjs_layers/a.bin"]["gzip_bytes"] == len(gzip.compress(b"\0" * 1000, compresslevel=6, mtime=0))
+    assert entries["keras/model.keras"]["gzip_bytes"] is None

@@ -3,6 +3,7 @@ per candidate, a first-order harm ranking, bisections, and progress lines off a 
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -113,7 +114,7 @@ def test_budget_search_passes_grow_with_log_tensors():
 def test_progress_lines_off_a_terminal():
     now = [0.0]
     out = io.StringIO()
-    prog = Progress("quantize", stream=out, every_s=5, clock=lambda: now[0])
+    prog = Progress("quantize", stream=out, every_s=5, clock=lambda: now[0], heartbeat=False)
     prog.phase("calibrate", 4, "tensors")
     for t in (1, 6, 7, 20):
         now[0] = float(t)
@@ -122,6 +123,11 @@ def test_progress_lines_off_a_terminal():
     assert lines == ["quantize: calibrate 0/4 tensors, 0 s",
                      "quantize: calibrate 2/4 tensors, 6 s, about 6 s left in this step",
                      "quantize: calibrate 4/4 tensors, 20 s"]  # 1 s and 7 s: within 5 s of a line
+    beat = io.StringIO()  # one long unit of work (a forward pass) still prints lines
+    with Progress("optimize", stream=beat, every_s=0.05) as ticking:
+        ticking.phase("load", 1, "steps")
+        time.sleep(0.5)
+    assert beat.getvalue().count("optimize: load 0/1 steps") >= 3
     silent = io.StringIO()
     off = Progress("quantize", stream=silent, enabled=False)
     off.phase("x", 1)
@@ -152,5 +158,5 @@ def test_uint8_search_runs_the_network_a_fixed_number_of_times(converted, tmp_pa
     assert manifest.results["heldout"]["fidelity_psnr_y"] == pytest.approx(max(kept["srjs_db"], kept["tensorflowjs_db"]),
                                                                        abs=1e-3)
     err = capfd.readouterr().err
-    assert "quantize: calibrate ranges (conv output error) 0/24 tensors" in err
-    assert "quantize: held-out check against tensorflowjs' ranges 2/2 passes" in err
+    assert "optimize: calibrate ranges (conv output error) 0/24 tensors" in err
+    assert "optimize: held-out check against tensorflowjs' ranges 2/2 passes" in err

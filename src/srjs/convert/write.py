@@ -18,23 +18,28 @@ def write_model_dir(model, out: Path, manifest: Manifest, *, export_tfjs: bool =
     from srjs.convert import export
     from srjs.tf import quiet_fds
 
-    with modeldir.atomic_dir(out) as tmp:
+    with modeldir.atomic_dir(out) as tmp, modeldir.FileIndex(tmp) as index:
+        # each format is indexed (sha256, gzip size) in the background while the next one is written
         step("keras")
         save_keras(model, tmp / modeldir.KERAS_FILE)
+        index.start(tmp / modeldir.KERAS_FILE)
         step("saved_model")
         export.export_saved_model(model, tmp / modeldir.SAVED_MODEL_DIR)
+        index.start(tmp / modeldir.SAVED_MODEL_DIR)
         if export_tfjs:
 
             options = tfjs_options or export.ExportOptions()
             with quiet_fds():  # grappler logs every optimisation pass to fd 2
                 step("tfjs_layers")
                 export.export_layers(model, tmp / modeldir.TFJS_LAYERS_DIR, manifest.scale, options)
+                index.start(tmp / modeldir.TFJS_LAYERS_DIR)
                 step("tfjs_graph")
                 export.export_graph(model, tmp / modeldir.TFJS_GRAPH_DIR, options)
-        finish(tmp)
+                index.start(tmp / modeldir.TFJS_GRAPH_DIR)
+        finish(tmp)  # files it rewrites are indexed again (their size or mtime changed)
         step("manifest")
         manifest.cost = model_cost(model)
-        modeldir.write_manifest(tmp, manifest)
+        modeldir.write_manifest(tmp, manifest, index)
     return manifest
 
 

@@ -46,12 +46,18 @@ class _Runner:
 
 def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = False) -> modeldir.Manifest:
     """Write the variant `out` of model dir `parent` made by `recipe`; returns its manifest."""
+    from srjs.progress import Progress
+
+    recipe.check()
+    with Progress("optimize", enabled=progress) as prog:  # lines on stderr, terminal or not
+        return _make_variant(Path(parent), Path(out), recipe, progress, prog)
+
+
+def _make_variant(parent: Path, out: Path, recipe: Recipe, progress: bool, prog) -> modeldir.Manifest:
     from srjs.archs import keras_targets
     from srjs.convert.write import write_model_dir
     from srjs.evaluate.shipped import load_shipped
 
-    recipe.check()
-    parent, out = Path(parent), Path(out)
     if out.resolve() == parent.resolve():
         raise BadInput("the variant must go to another folder than its parent")
     manifest = modeldir.read_manifest(parent)
@@ -59,10 +65,14 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
     calib_crops, heldout = calibration.calibration_sets(recipe.calib, scale, vmax, manifest.channels)
     start = time.perf_counter()
 
+    prog.phase("load the parent, run it on the calibration and held-out crops", 3, "steps")
     model = load_shipped(parent)
     targets = keras_targets(model)
+    prog.update()
     runner = _Runner(model, targets, calib_crops.lr)
+    prog.update()
     parent_heldout = runner.run(heldout.lr)
+    prog.update()
     results: dict = {}
     model = _fine_tune(model, parent, recipe, results, progress)  # prune / cluster (distillation)
     targets = keras_targets(model)
@@ -74,7 +84,7 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
         # constant layers (ncnn x2/x3's exact bicubic resize) stay float32: they are not learned
         learned = {n: v for n, v in weights.items() if not n.startswith(FIXED_PREFIX)}
         chosen, results["quantization"] = _choose_encodings(
-            learned, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress)
+            learned, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, prog)
         encodings.update(chosen)
         if recipe.prune is not None:  # pruned zeros must ship as zeros (optimize.prune.keep_zeros)
             from srjs.optimize.prune import keep_zeros
@@ -83,7 +93,9 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
     for name, values in weights.items():
         runner.assign(name, quantize.dequantized(values, encodings[name]))
 
+    prog.phase("score the variant on the held-out crops", 1, "passes")
     final = calibration.quality(runner.run(heldout.lr), heldout, scale, vmax, parent_heldout)
+    prog.update()
     before = calibration.quality(parent_heldout, heldout, scale, vmax)
     results["heldout"] = {"images": sorted({n.split("#")[0] for n in heldout.names}),
                           "psnr_y": round(final.psnr_y, 4), "parent_psnr_y": round(before.psnr_y, 4),
@@ -108,7 +120,9 @@ def make_variant(parent: Path, out: Path, recipe: Recipe, *, progress: bool = Fa
     variant = dataclasses.replace(
         manifest, name=f"{manifest.name}-{_short(recipe)}", parent=str(parent), arch_params=arch_params,
         recipe=recipe.to_dict(), results=results, files={})
-    write_model_dir(model, out, variant, finish=lambda tmp: _encode_exports(tmp, encodings))
+    prog.phase("write the variant (keras, saved_model, tfjs_layers, tfjs_graph, manifest)", 5, "steps")
+    write_model_dir(model, out, variant, finish=lambda tmp: _encode_exports(tmp, encodings),
+                    step=lambda name: prog.update())
     return modeldir.read_manifest(out)
 
 
@@ -133,10 +147,7 @@ def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: boo
     from srjs.optimize import channels, cluster, depth, distill, prune
 
     manifest = modeldir.read_manifest(parent)
-    if manifest.channels != 3:  # the distillation patches are RGB; quantization handles any channels
-        raise BadInput(f"--prune/--cluster/--prune-channels fine-tune on RGB patches; '{parent}' is a "
-                       f"{manifest.channels}-channel model (--quantize works on it)")
-    images = distill.calibration_images(recipe.calib, manifest.scale)
+    images = distill.calibration_images(recipe.calib, manifest.scale, manifest.channels)
     teacher = load_shipped(parent)
     teacher.trainable = False
     steps, budget = recipe.steps, recipe.time_budget_s
@@ -164,7 +175,7 @@ def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: boo
     return model
 
 
-def _choose_encodings(weights, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, progress):
+def _choose_encodings(weights, recipe, runner, calib_crops, heldout, parent_heldout, scale, vmax, prog):
     """Per-tensor encodings for `recipe.quantize`, and the facts of how they were chosen.
 
     Work grows with the network's size, not with tensors x network: ranges by each conv's
@@ -172,49 +183,46 @@ def _choose_encodings(weights, recipe, runner, calib_crops, heldout, parent_held
     from a few backward passes, and whole-network passes only for the budget bisection and
     the held-out checks. A line with an ETA goes to stderr every few seconds (srjs.progress).
     """
-    from srjs.progress import Progress
-
     names = list(weights)
-    with Progress("quantize", enabled=progress) as prog:
-        if recipe.quantize != "auto":
-            dtypes = quantize.parse_spec(recipe.quantize, names)
-            choices = _calibrate(weights, dtypes, runner, calib_crops, prog)
-            encodings = {n: c.encoding for n, c in choices.items()}
-            prog.phase("held-out check against tensorflowjs' ranges", 2, "passes")
-            encodings, kept = _never_worse_than_tfjs(weights, dtypes, encodings, runner, heldout, parent_heldout,
-                                                     scale, vmax, prog.update)
-            facts = {"mode": "calibrated", "dtypes": _count(dtypes), "kept": kept}
-        else:
-            uint8 = {n: c.encoding for n, c in _calibrate(
-                weights, {n: "uint8" for n in names}, runner, calib_crops, prog).items()}
-            uint16 = quantize.tfjs_choices(weights, {n: "uint16" for n in names})
-            for name, values in weights.items():
-                runner.assign(name, values)
-            prog.phase("rank tensors by first-order harm", HARM_PROJECTIONS, "backward passes")
-            harm = layerwise.projected_harm(runner.model, {n: runner.targets[n].variable for n in names},
-                                            layerwise.encodings_deltas(weights, uint8), calib_crops.lr,
-                                            projections=HARM_PROJECTIONS, progress=prog.update)
-            calib_parent = runner.reference
-            parent_calib_q = calibration.quality(calib_parent, calib_crops, scale, vmax).psnr_y
-            parent_held_q = calibration.quality(parent_heldout, heldout, scale, vmax).psnr_y
+    if recipe.quantize != "auto":
+        dtypes = quantize.parse_spec(recipe.quantize, names)
+        choices = _calibrate(weights, dtypes, runner, calib_crops, prog)
+        encodings = {n: c.encoding for n, c in choices.items()}
+        prog.phase("held-out check against tensorflowjs' ranges", 2, "passes")
+        encodings, kept = _never_worse_than_tfjs(weights, dtypes, encodings, runner, heldout, parent_heldout,
+                                                 scale, vmax, prog.update)
+        facts = {"mode": "calibrated", "dtypes": _count(dtypes), "kept": kept}
+    else:
+        uint8 = {n: c.encoding for n, c in _calibrate(
+            weights, {n: "uint8" for n in names}, runner, calib_crops, prog).items()}
+        uint16 = quantize.tfjs_choices(weights, {n: "uint16" for n in names})
+        for name, values in weights.items():
+            runner.assign(name, values)
+        prog.phase("rank tensors by first-order harm", HARM_PROJECTIONS, "backward passes")
+        harm = layerwise.projected_harm(runner.model, {n: runner.targets[n].variable for n in names},
+                                        layerwise.encodings_deltas(weights, uint8), calib_crops.lr,
+                                        projections=HARM_PROJECTIONS, progress=prog.update)
+        calib_parent = runner.reference
+        parent_calib_q = calibration.quality(calib_parent, calib_crops, scale, vmax).psnr_y
+        parent_held_q = calibration.quality(parent_heldout, heldout, scale, vmax).psnr_y
 
-            def measure(crops, reference):
-                def score(assignment):
-                    for name, values in weights.items():
-                        runner.assign(name, quantize.dequantized(values, assignment[name]))
-                    quality = calibration.quality(runner.run(crops.lr), crops, scale, vmax, reference)
-                    prog.update()
-                    return quality
-                return score
+        def measure(crops, reference):
+            def score(assignment):
+                for name, values in weights.items():
+                    runner.assign(name, quantize.dequantized(values, assignment[name]))
+                quality = calibration.quality(runner.run(crops.lr), crops, scale, vmax, reference)
+                prog.update()
+                return quality
+            return score
 
-            prog.phase("budget search", mixed.max_evaluations(len(names)), "network passes (at most)")
-            chosen = mixed.choose({n: int(np.size(v)) for n, v in weights.items()}, uint8, uint16, harm,
-                                  measure(calib_crops, calib_parent), measure(heldout, parent_heldout),
-                                  parent_calib_q, parent_held_q, recipe.max_drop_db if recipe.max_drop_db is not None
-                                  else float("inf"), recipe.min_fidelity_db)
-            encodings = chosen.encodings
-            facts = {"mode": "auto", "dtypes": _count({n: e.dtype for n, e in encodings.items()}),
-                     "backed_off": chosen.backed_off, "evaluations": chosen.evaluations}
+        prog.phase("budget search", mixed.max_evaluations(len(names)), "network passes (at most)")
+        chosen = mixed.choose({n: int(np.size(v)) for n, v in weights.items()}, uint8, uint16, harm,
+                              measure(calib_crops, calib_parent), measure(heldout, parent_heldout),
+                              parent_calib_q, parent_held_q, recipe.max_drop_db if recipe.max_drop_db is not None
+                              else float("inf"), recipe.min_fidelity_db)
+        encodings = chosen.encodings
+        facts = {"mode": "auto", "dtypes": _count({n: e.dtype for n, e in encodings.items()}),
+                 "backed_off": chosen.backed_off, "evaluations": chosen.evaluations}
     facts["tensors"] = {n: e.dtype for n, e in encodings.items()}
     return encodings, facts
 
@@ -279,13 +287,18 @@ def _encode_exports(root: Path, encodings: dict[str, Encoding]) -> None:
     _rewrite(layers_dir, {n: encodings.get(n, Encoding()) for n in layers})
     if (graph_dir / "model.json").is_file():
         graph = tfjs_weights.read_weights(graph_dir / "model.json")
-        _rewrite(graph_dir, {n: _graph_encoding(v, layers, encodings) for n, v in graph.items()})
+        _rewrite(graph_dir, {n: _graph_encoding(v, layers, encodings, n) for n, v in graph.items()})
 
 
-def _graph_encoding(values: np.ndarray, layers: dict[str, np.ndarray], encodings: dict[str, Encoding]) -> Encoding:
+def _graph_encoding(values: np.ndarray, layers: dict[str, np.ndarray], encodings: dict[str, Encoding],
+                    graph_name: str = "") -> Encoding:
     if values.dtype != np.float32:
         return Encoding()
-    for name, source in layers.items():
+    # Tensors of the layer the graph node is named after first (e.g. body__0__rdb1__conv1/Conv2D/
+    # ReadVariableOp): same answer, but a 700-tensor model no longer compares all pairs.
+    parts = set(graph_name.split("/"))
+    ordered = sorted(layers.items(), key=lambda item: item[0].split("/")[0] not in parts)
+    for name, source in ordered:
         enc = encodings.get(name, Encoding())
         if enc.dtype == "float32" or source.shape != values.shape:
             continue
