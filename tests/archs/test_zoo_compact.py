@@ -314,3 +314,13 @@ def test_graph_export_has_no_erfc(tmp_path):
     path = export_graph(model, tmp_path / "graph")
     ops = {node["op"] for node in json.loads(path.read_text())["modelTopology"]["node"]}
     assert "Erf" in ops and "Erfc" not in ops
+
+
+def test_a_malformed_family_checkpoint_is_bad_input_naming_the_family():
+    """Names that match a family's key condition with a tensor of the wrong rank: one line, exit 2."""
+    from srjs.archs import detect_arch
+
+    state = {k: tuple(v.shape) for k, v in PLKSR(dim=8, n_blocks=1, upscaling_factor=2, kernel_size=3).state_dict().items()}
+    state["feats.0.weight"] = (8,)
+    with pytest.raises(BadInput, match=r"^plksr: the weights match plksr's names but not its layout"):
+        detect_arch(state)

@@ -117,6 +117,24 @@ def check_weights(family: str, expected: Mapping[str, tuple], weights: Mapping[s
         )
 
 
+def shape_errors_as_bad_input(family: str):
+    """Decorator for a detect(): a checkpoint that matches the family's key condition but has a
+    missing companion weight or a tensor of the wrong rank is BadInput naming the family,
+    not an IndexError / KeyError traceback."""
+    def wrap(detect):
+        def checked(shapes):
+            try:
+                return detect(shapes)
+            except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as err:
+                raise BadInput(f"{family}: the weights match {family}'s names but not its layout "
+                               f"({type(err).__name__}: {err})") from None
+
+        checked.__doc__, checked.__name__ = detect.__doc__, detect.__name__
+        return checked
+
+    return wrap
+
+
 def keras_weight_name(name: str) -> str:
     """'F_0/kernel' from any Keras spelling: 'F_0/kernel:0', 'F_0/F_0/kernel:0' (h5 groups)."""
     name = name.split(":")[0]

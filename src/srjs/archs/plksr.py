@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 
-from srjs.archs import ArchSpec, check_weights
+from srjs.archs import ArchSpec, check_weights, shape_errors_as_bad_input
 from srjs.archs.layers import PixelShuffle, torch_to_tf_depth_order
 from srjs.errors import BadInput
 from srjs.tf import keras
@@ -41,7 +41,7 @@ DEFAULT_KERNEL_SIZE = 17
 
 
 def _pdim(dim: int, split_ratio: float) -> int:
-    pdim = int(dim * split_ratio)
+    pdim = int(dim * split_ratio + 1e-9)  # split_ratio is read as pdim / dim: no float truncation
     if not 0 < pdim <= dim:
         raise BadInput(f"plksr: split_ratio {split_ratio} of dim {dim} leaves {pdim} large-kernel channels")
     return pdim
@@ -280,6 +280,7 @@ def _common(shapes: dict[str, tuple]) -> tuple[int, int, int] | None:
     return int(shapes["feats.0.weight"][0]), total, scale
 
 
+@shape_errors_as_bad_input("plksr")
 def detect_plksr(shapes: dict[str, tuple]) -> dict | None:
     """Params of a PLKSR state dict (the 'channe_mixer' spelling), or None."""
     common = _common(shapes)
@@ -309,6 +310,7 @@ def detect_plksr(shapes: dict[str, tuple]) -> dict | None:
     return params
 
 
+@shape_errors_as_bad_input("realplksr")
 def detect_realplksr(shapes: dict[str, tuple]) -> dict | None:
     """Params of a RealPLKSR state dict (the 'channel_mixer' spelling), or None."""
     common = _common(shapes)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from srjs.archs import ArchSpec, check_weights, variable_suffix
+from srjs.archs import ArchSpec, check_weights, shape_errors_as_bad_input, variable_suffix
 from srjs.archs.layers import CropToInput, PixelShuffle, PixelUnshuffle, ReflectPad, torch_to_tf_depth_order
 from srjs.archs.srvgg import FIXED_PREFIX
 from srjs.errors import BadInput
@@ -180,6 +180,7 @@ _REQUIRED = ("unet1.conv1.conv.0.weight", "unet1.conv1.conv.2.weight", "unet1.co
              "unet2.conv_bottom.weight")  # spandrel's RealCUGAN key condition
 
 
+@shape_errors_as_bad_input("realcugan")
 def detect(shapes: dict[str, tuple]) -> dict | None:
     """Params of a Real-CUGAN state dict, or None (spandrel's rules: conv_final means 4x, or
     2x fast when its input is pixel-unshuffled; a 5x5 unet1 bottom deconv means 3x)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from srjs.archs import ArchSpec, check_weights
+from srjs.archs import ArchSpec, check_weights, shape_errors_as_bad_input
 from srjs.archs.layers import PixelShuffle, torch_to_tf_depth_order
 from srjs.archs.srvgg import FIXED_PREFIX
 from srjs.errors import BadInput
@@ -200,6 +200,7 @@ def _scale_and_out_channels(packed: int, num_in_ch: int) -> tuple[int, int] | No
     return None
 
 
+@shape_errors_as_bad_input("span")
 def detect(shapes: dict[str, tuple]) -> dict | None:
     """Params of a SPAN state dict, or None if the names are not SPAN's."""
     if not all(k in shapes for k in _REQUIRED):
