@@ -457,3 +457,20 @@ def test_upscalerjs_runs_grayscale_and_rgba_models(shipped_channel_models):
         report = verify_model_dir(model_dir, runtimes=("upscalerjs",), backends={"upscalerjs": ("cpu",)},
                                   warm_runs=0)
         assert [(r.runtime, r.ok) for r in report.rows] == [("upscalerjs", True)], (name, report.rows)
+
+
+@pytest.mark.slow
+def test_channel_pruning_fine_tunes_on_the_models_channels(shipped_channel_models, tmp_path):
+    """--prune-channels distils on patches in the model's channels (here RGBA): the variant
+    keeps 4 channels, does less conv work and still verifies in Node wasm."""
+    from srjs import modeldir
+    from srjs.optimize.recipe import Recipe
+    from srjs.optimize.run import make_variant
+    from srjs.verify import verify_model_dir
+
+    parent = modeldir.read_manifest(shipped_channel_models["rgba"])
+    variant = make_variant(shipped_channel_models["rgba"], tmp_path / "ch50", Recipe(prune_channels=0.5, steps=5))
+    assert variant.channels == 4
+    assert variant.cost["conv_macs_per_pixel"] < 0.6 * parent.cost["conv_macs_per_pixel"]
+    report = verify_model_dir(tmp_path / "ch50", runtimes=("node",), backends={"node": ("wasm",)}, warm_runs=0)
+    assert all(r.ok for r in report.rows), report.rows

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from srjs import image_channels
 from srjs.errors import BadInput
 
 
@@ -37,8 +38,12 @@ class FineTuneReport:
         return asdict(self)
 
 
-def calibration_images(calib: str | Path | None, scale: int, max_images: int = 8) -> list[np.ndarray]:
-    """LR training images, HxWx3 float32 in [0, 1]: `calib` folder or 'builtin' / None.
+def calibration_images(calib: str | Path | None, scale: int, channels: int = 3,
+                       max_images: int = 8) -> list[np.ndarray]:
+    """LR training images, HxWxchannels float32 in [0, 1]: `calib` folder or 'builtin' / None.
+
+    channels: the model's image channels; grayscale models get the luminance, RGBA ones an
+    opaque alpha (`srjs.image_channels`).
 
     Only the calibration half of `srjs.optimize.calib.split_images` is used, so a variant's
     held-out numbers come from images the fine-tune never saw. HR photos are bicubic-downscaled
@@ -51,12 +56,13 @@ def calibration_images(calib: str | Path | None, scale: int, max_images: int = 8
     out = []
     for image in images[:max_images]:
         lr = image.lr if image.lr is not None else bicubic_downsample(image.hr, scale)
-        out.append(np.clip(np.asarray(lr, np.float32) / 255.0, 0.0, 1.0))
+        rgb = np.clip(np.asarray(lr, np.float32) / 255.0, 0.0, 1.0)
+        out.append(image_channels.to_model(rgb, None, channels, 1.0))
     return out
 
 
 class PatchSampler:
-    """Random LR patches (N x patch x patch x 3, float32) from a list of images, seeded."""
+    """Random LR patches (N x patch x patch x C, float32; C: the images' channels), seeded."""
 
     def __init__(self, images: Sequence[np.ndarray], patch: int, value_max: float, seed: int = 0):
         self.images = [im for im in images if im.shape[0] >= patch and im.shape[1] >= patch]
@@ -67,7 +73,7 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
 
     def batch(self, n: int) -> np.ndarray:
-        out = np.empty((n, self.patch, self.patch, 3), np.float32)
+        out = np.empty((n, self.patch, self.patch, self.images[0].shape[-1]), np.float32)
         for i in range(n):
             im = self.images[self.rng.integers(len(self.images))]
             y = self.rng.integers(im.shape[0] - self.patch + 1)
