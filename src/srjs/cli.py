@@ -139,8 +139,8 @@ def convert(source, out, arch, scale, name, value_range, no_tfjs, upscalerjs_com
     result = api.convert(source, out, arch=arch, scale=scale, name=name, value_range=value_range,
                          export_tfjs=not no_tfjs, upscalerjs_compat=upscalerjs_compat, shard_mb=shard_mb,
                          progress=True, bin_path=bin_path, arch_params=parse_arch_params(arch_params))
-    click.echo(f"{result.name}: {result.arch} x{result.scale} {result.arch_params} "
-               f"range {result.value_range} -> {out}")
+    click.echo(result.table())
+    click.echo(f"params: {' '.join(f'{k}={v}' for k, v in sorted(result.arch_params.items()))} -> {out}")
     for param, why in result.assumed.items():
         click.echo(f"  assumed {param}={result.arch_params[param]!r}: {why}", err=True)
     if with_onnx:
