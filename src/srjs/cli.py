@@ -85,7 +85,8 @@ def _check_runtimes(runtimes, backends, command: str) -> None:
         known = kinds.get(name, command).backends
         for backend in backends or () if name != "python" else ():  # --backend is for TF.js
             if backend not in known:
-                raise BadInput(f"--backend '{backend}' is not a backend of runtime '{name}' (known: {', '.join(known)})")
+                raise BadInput(f"--backend '{backend}' is not a backend of runtime '{name}' "
+                               f"(known: {', '.join(known)})")
 
 
 def _json_option(schema: str):
