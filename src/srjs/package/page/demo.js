@@ -45,7 +45,8 @@ function softwareWebgpu() {
 }
 
 // The WebGL renderer's name when it is a software rasterizer (no GPU), else null. Software
-// WebGL runs TF.js tens of times slower than wasm.
+// WebGL runs TF.js an order of magnitude slower than wasm (esrgan-slim x4, one warm 32 px
+// tile in headless Chromium on 2 busy cores: SwiftShader WebGL 1.46 s, WebGPU 11.9 s, wasm 0.11 s).
 function softwareWebgl() {
   try {
     const gl = document.createElement('canvas').getContext('webgl2') || document.createElement('canvas').getContext('webgl');
