@@ -1,7 +1,8 @@
-"""SPAN, PLKSR and RealPLKSR against spandrel (tests/spandrel_ref.py).
+"""SPAN, PLKSR, RealPLKSR and Real-CUGAN against spandrel (tests/spandrel_ref.py).
 
 Random-weight models from spandrel's own torch classes over their hyperparameters (scales 1-4,
-image channels, mixer / large-kernel types, attention, LayerNorm / GroupNorm), saved as .pth
+image channels, mixer / large-kernel types, attention, LayerNorm / GroupNorm; Real-CUGAN's
+2x / 3x / 4x / 2x fast variants, 'pro', channels and odd sizes), saved as .pth
 and .safetensors: srjs reads the file, its detection equals spandrel's, and its Keras model
 matches spandrel's forward within 1e-4 of the output's range. Settings the weights cannot tell
 are overridable and recorded; channel pruning's surgery is exact on each family; one Node
