@@ -39,9 +39,17 @@ CASES = {  # tiny configs; together they build every layer class the families us
     # mish, GroupNorm from per-group LayerNormalization over (H, W, C/G), channel LayerNorm
     "realplksr-x4-groupnorm": ("realplksr", dict(scale=4, dim=8, n_blocks=1, kernel_size=5, norm_groups=2)),
     "realplksr-x2-layernorm": ("realplksr", dict(scale=2, dim=8, n_blocks=1, kernel_size=5, layer_norm=True)),
+    # valid/strided convs, Conv2DTranspose, SE blocks (pool, reshape, multiply), Cropping2D, reflect
+    # padding to a multiple of 4 (odd sizes below), CropToInput, pro's affine in and out
+    "realcugan-x3-pro": ("realcugan", dict(scale=3, pro=True)),
 }
 CASES = {case: spec for case, spec in CASES.items() if spec[0] in ARCHS}  # families land in parallel
 SHAPES = ((1, 16, 20, 3), (1, 12, 8, 3))
+# Real-CUGAN's U-Nets need inputs larger than their reflect padding (14 px for 3x), which also
+# rounds H and W up to a multiple of 4: 21x23 pads 3 and 1 more pixels, 24x22 none and 2
+SHAPES_BY_CASE = {"realcugan-x3-pro": ((1, 21, 23, 3), (1, 24, 22, 3))}
+# fixed 64-channel U-Nets: onnx's numpy evaluator takes minutes; float16 checked in onnxruntime only
+NO_FLOAT16_EVALUATOR = {"realcugan"}
 
 
 def _random_model(arch: str, params: dict, seed: int = 3, std: float = 0.1):
@@ -60,21 +68,13 @@ def models():
     return {case: _random_model(arch, params) for case, (arch, params) in CASES.items()}
 
 
-def _inputs(seed: int = 5):
+def _inputs(seed: int = 5, case: str = ""):
     rng = np.random.default_rng(seed)
-    return [rng.uniform(0, 1, shape).astype(np.float32) for shape in SHAPES]
-
-
-# Families with layers that have no ONNX translation yet: export refuses them by name (exit 2).
-NO_ONNX = {"realcugan": "ReflectPad"}  # also Cropping2D, Conv2DTranspose, GlobalAveragePooling2D, CropToInput
+    return [rng.uniform(0, 1, shape).astype(np.float32) for shape in SHAPES_BY_CASE.get(case, SHAPES)]
 
 
 @pytest.mark.parametrize("arch", ARCHS.names())
 def test_every_registered_arch_has_an_onnx_case(arch):
-    if arch in NO_ONNX:
-        with pytest.raises(BadInput, match=f"is a {NO_ONNX[arch]}, which srjs cannot translate"):
-            onnx_export.to_onnx(get_arch(arch).build())
-        return
     assert arch in {a for a, _ in CASES.values()}, f"architecture '{arch}' has no ONNX export case"
 
 
@@ -89,10 +89,11 @@ def test_every_layer_class_the_families_build_is_translated(models):
 @pytest.mark.parametrize("case", CASES)
 def test_onnxruntime_matches_keras(models, case, activations, bound):
     model = models[case]
-    inputs = _inputs()
+    inputs = _inputs(case=case)
     proto = onnx_export.to_onnx(model, activations=activations)
     runs = {"onnxruntime": onnx_dir.run_onnx(proto, inputs)}  # one session, two sizes: H, W dynamic
-    if activations == "float16":  # onnxruntime's CPU upcasts float16 ops; numpy's evaluator does not
+    if activations == "float16" and CASES[case][0] not in NO_FLOAT16_EVALUATOR:
+        # onnxruntime's CPU upcasts float16 ops; numpy's evaluator does not
         runs["float16 evaluator"] = onnx_dir.run_float16(proto, inputs)
     for where, outs in runs.items():
         for x, out in zip(inputs, outs):
@@ -100,7 +101,7 @@ def test_onnxruntime_matches_keras(models, case, activations, bound):
             assert out.shape == ref.shape and out.dtype == np.float32
             rel = float(np.abs(out - ref).max()) / float(np.abs(ref).max())
             assert rel <= bound, f"{case} {activations} in {where}: max diff {rel:.3g} of the output scale"
-    if activations == "float16":  # it really computes in float16: not bit-equal to float32
+    if "float16 evaluator" in runs:  # it really computes in float16: not bit-equal to float32
         assert float(np.abs(runs["float16 evaluator"][0] - model(inputs[0]).numpy()).max()) > 1e-5
 
 

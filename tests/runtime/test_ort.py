@@ -15,41 +15,55 @@ from srjs.archs import ARCHS
 from srjs.convert import onnx_dir, onnx_export
 from srjs.runtime.ort import run_ort_browser
 from srjs.verify import verify_model_dir
-from tests.convert.test_onnx_export import CASES, _model_dir, _random_model
+from tests.convert.test_onnx_export import CASES, SHAPES_BY_CASE, _model_dir, _random_model
 
 # one case per family, covering every translated layer class the family builds
 FAMILY_CASES = {"rrdbnet": "rrdbnet-x2", "srvgg": "srvgg-x2-ncnn-leakyrelu", "rdn": "rdn-x3-ups",
                 "rrdn": "rrdn-x4", "span": "span-x4", "plksr": "plksr-x4-sparse",
-                "realplksr": "realplksr-x4-groupnorm"}
+                "realplksr": "realplksr-x4-groupnorm", "realcugan": "realcugan-x3-pro"}
 
 
 def test_every_registered_family_runs_in_the_browser_test():
-    from tests.convert.test_onnx_export import NO_ONNX  # families ONNX export refuses (tested there)
+    assert set(ARCHS.names()) <= set(FAMILY_CASES)
 
-    assert set(ARCHS.names()) - set(NO_ONNX) <= set(FAMILY_CASES)
+
+# Real-CUGAN's fixed 64-channel U-Nets take 36 s of SwiftShader shader compiles and arithmetic on
+# the 2-core machine (WebGPU parity measured once there: 2.6e-6 of the output scale); the suite
+# runs them on wasm only. Every other family runs on both.
+WASM_ONLY = {"realcugan"}
 
 
 @pytest.mark.slow
 def test_every_family_matches_keras_in_chromium_wasm_and_webgpu(tmp_path):
-    cases = [FAMILY_CASES[arch] for arch in ARCHS.names() if arch in FAMILY_CASES]
-    x = np.random.default_rng(2).uniform(0, 1, (1, 12, 16, 3)).astype(np.float32)
-    models, refs = [], []
+    from srjs.runtime.browser import BrowserSession
+
+    cases = [FAMILY_CASES[arch] for arch in ARCHS.names()]
+    groups: dict = {}  # input shape -> [(case, model path, Keras output)]
     for case in cases:
         arch, params = CASES[case]
+        shape = SHAPES_BY_CASE.get(case, ((1, 12, 16, 3),))[0]
+        x = np.random.default_rng(2).uniform(0, 1, shape).astype(np.float32)
         model = _random_model(arch, params)
         path = tmp_path / f"{case}.onnx"
         path.write_bytes(onnx_export.to_onnx(model).SerializeToString())
-        models.append((path, "onnx"))
-        refs.append(model(x).numpy())
-    results = run_ort_browser(models, [x], backends=("wasm", "webgpu"), warm_runs=0)
-    assert len(results) == 2 * len(cases)
-    for i, result in enumerate(results):
-        ref = refs[i // 2]
-        assert result.ok, f"{cases[i // 2]} {result.backend}: {result.error}"
-        rel = float(np.abs(result.outputs[0] - ref).max()) / float(np.abs(ref).max())
-        assert rel <= 1e-4, f"{cases[i // 2]} on {result.backend}: {rel:.3g} of the output scale"
-        if result.backend == "webgpu":
-            assert result.info["webgpu"] and "swiftshader" in result.info["adapter"].lower()
+        backends = ("wasm",) if arch in WASM_ONLY else ("wasm", "webgpu")
+        groups.setdefault((shape, backends), (x, []))[1].append((case, path, model(x).numpy()))
+    checked = 0
+    with BrowserSession() as session:
+        for (_, backends), (x, group) in groups.items():
+            results = run_ort_browser([(path, "onnx") for _, path, _ in group], [x], backends=backends,
+                                      warm_runs=0, session=session)
+            by_model = {(r.model.name, r.backend): r for r in results}
+            for case, path, ref in group:
+                for backend in backends:
+                    result = by_model[(path.name, backend)]
+                    assert result.ok, f"{case} {backend}: {result.error}"
+                    rel = float(np.abs(result.outputs[0] - ref).max()) / float(np.abs(ref).max())
+                    assert rel <= 1e-4, f"{case} on {backend}: {rel:.3g} of the output scale"
+                    if backend == "webgpu":
+                        assert result.info["webgpu"] and "swiftshader" in result.info["adapter"].lower()
+                    checked += 1
+    assert checked == 2 * len(cases) - sum(CASES[c][0] in WASM_ONLY for c in cases)
 
 
 @pytest.fixture(scope="module")

@@ -268,6 +268,81 @@ def _nchw_param(values: np.ndarray, axes) -> np.ndarray:
     return (full * values).transpose(0, 3, 1, 2)
 
 
+@LAYERS.register("Conv2DTranspose")
+def _conv_transpose(g: Graph, layer, xs: list[str]) -> str:
+    """Keras kernel [kh, kw, out, in] -> ONNX ConvTranspose [in, out, kh, kw] (the same
+    gradient-of-conv arithmetic, no flip); 'valid' only: output (in - 1) * stride + kernel."""
+    if layer.padding != "valid" or layer.output_padding is not None or tuple(layer.dilation_rate) != (1, 1):
+        unsupported(layer, "is not a plain 'valid' transposed conv (no output_padding, no dilation)")
+    kernel = layer.kernel.numpy().transpose(3, 2, 0, 1)
+    inputs = [xs[0], g.weight(f"{layer.name}/kernel", kernel)]
+    if layer.use_bias:
+        inputs.append(g.weight(f"{layer.name}/bias", layer.bias.numpy()))
+    y = g.node("ConvTranspose", inputs, layer.name, kernel_shape=list(kernel.shape[2:]),
+               strides=list(layer.strides), pads=[0, 0, 0, 0])
+    return _activation(g, layer, f"{layer.name}/activation", y, layer.activation)
+
+
+@LAYERS.register("GlobalAveragePooling2D")
+def _global_avg(g: Graph, layer, xs: list[str]) -> str:
+    """[N, C, 1, 1] with keepdims, else [N, C] (a rank-2 tensor has the same layout in both)."""
+    pooled = g.node("GlobalAveragePool", xs, layer.name + ("" if layer.keepdims else "/pool"))
+    return pooled if layer.keepdims else g.node("Flatten", [pooled], layer.name, axis=1)
+
+
+@LAYERS.register("Reshape")
+def _reshape(g: Graph, layer, xs: list[str]) -> str:
+    """Only [N, C] -> [N, 1, 1, C] (a pooled vector back to an image, e.g. an SE block):
+    other reshapes mix the NHWC and NCHW orders."""
+    c = layer.input_shape[-1]
+    if len(layer.input_shape) != 2 or tuple(layer.target_shape) != (1, 1, c):
+        unsupported(layer, f"reshapes {layer.input_shape} to {layer.target_shape} (only [N, C] -> [N, 1, 1, C])")
+    return g.node("Unsqueeze", [xs[0], g.const(layer.name + "/axes", [2, 3], "int64")], layer.name)
+
+
+@LAYERS.register("Cropping2D")
+def _crop(g: Graph, layer, xs: list[str]) -> str:
+    (top, bottom), (left, right) = layer.cropping
+    big = np.iinfo(np.int64).max  # Slice's "to the end"
+    starts = g.const(layer.name + "/starts", [top, left], "int64")
+    ends = g.const(layer.name + "/ends", [-bottom if bottom else big, -right if right else big], "int64")
+    return g.node("Slice", [xs[0], starts, ends, g.const(layer.name + "/axes", [2, 3], "int64")], layer.name)
+
+
+def _hw(g: Graph, x: str, name: str) -> str:
+    """int64 [H, W] of an NCHW tensor, computed in the graph (H and W are dynamic)."""
+    shape = g.node("Shape", [x], name + "/shape")
+    return g.node("Gather", [shape, g.const(name + "/hw_index", [2, 3], "int64")], name + "/hw", axis=0)
+
+
+@LAYERS.register("ReflectPad")
+def _reflect_pad(g: Graph, layer, xs: list[str]) -> str:
+    """Reflect-pad by `pad` plus what rounds H, W up to `multiple`: (m - H % m) % m more at the
+    bottom/right, computed from the input's shape."""
+    p, m = int(layer.pad), int(layer.multiple)
+    n = layer.name
+    before = g.const(n + "/before", [0, 0, p, p], "int64")
+    extra = g.const(n + "/no_extra", [0, 0], "int64")
+    if m > 1:
+        mod = g.const(n + "/multiple", [m, m], "int64")
+        extra = g.node("Mod", [g.node("Sub", [mod, g.node("Mod", [_hw(g, xs[0], n), mod], n + "/rem")],
+                                      n + "/short"), mod], n + "/extra")
+    after = g.node("Concat", [g.const(n + "/after_nc", [0, 0], "int64"),
+                              g.node("Add", [extra, g.const(n + "/pad", [p, p], "int64")], n + "/after_hw")],
+                   n + "/after", axis=0)
+    pads = g.node("Concat", [before, after], n + "/pads", axis=0)
+    return g.node("Pad", [xs[0], pads], n, mode="reflect")
+
+
+@LAYERS.register("CropToInput")
+def _crop_to_input(g: Graph, layer, xs: list[str]) -> str:
+    """[x, image] -> x[:, :, :H*scale, :W*scale] for the image's H, W."""
+    n = layer.name
+    ends = g.node("Mul", [_hw(g, xs[1], n), g.const(n + "/scale", [layer.scale, layer.scale], "int64")], n + "/ends")
+    return g.node("Slice", [xs[0], g.const(n + "/starts", [0, 0], "int64"), ends,
+                            g.const(n + "/axes", [2, 3], "int64")], n)
+
+
 @LAYERS.register("Dropout")
 def _dropout(g: Graph, layer, xs: list[str]) -> str:  # identity at inference
     return g.node("Identity", xs, layer.name)
