@@ -46,7 +46,7 @@ def check_images(value_max: float, side: int = CHECK_SIDE, names=None) -> list[n
 
 def max_activation(model, images: list[np.ndarray]) -> tuple[float, str]:
     """(largest |value| of any layer output over `images`, that layer's name), in float32."""
-    from srjs.tf import keras, tf
+    from srjs.tf import keras, quiet_fds, tf
 
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     probe = keras.Model(model.inputs, [layer.output for layer in layers])
@@ -56,8 +56,9 @@ def max_activation(model, images: list[np.ndarray]) -> tuple[float, str]:
         return tf.stack([tf.reduce_max(tf.abs(t)) for t in probe(x, training=False)])
 
     best = np.zeros(len(layers))
-    for image in images:
-        best = np.maximum(best, peaks(tf.constant(image)).numpy())
+    with quiet_fds():  # grappler logs failed remapper passes on this probe graph to fd 2
+        for image in images:
+            best = np.maximum(best, peaks(tf.constant(image)).numpy())
     k = int(np.argmax(best))
     return float(best[k]), layers[k].name
 
