@@ -325,3 +325,23 @@ def test_a_malformed_family_checkpoint_is_bad_input_naming_the_family():
     state["feats.0.weight"] = (8,)
     with pytest.raises(BadInput, match=r"^plksr: the weights match plksr's names but not its layout"):
         detect_arch(state)
+
+
+def test_cli_override_reaches_the_manifest_and_dysample_exits_2(tmp_path):
+    """`srjs convert --arch-param`: the override is in arch_params, the rest stays recorded as
+    assumed; a DySample RealPLKSR exits 2 with one line and writes nothing."""
+    import json
+
+    from tests.conftest import run_cli
+
+    model = span_model(0, num_in_ch=3, num_out_ch=3, feature_channels=4, upscale=2)
+    path = ref.save(model.state_dict(), tmp_path / "span.pth")
+    result = run_cli("convert", path, "-o", tmp_path / "out", "--no-tfjs", "--arch-param", "img_range=255")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["arch"] == "span" and manifest["arch_params"]["img_range"] == 255
+    assert list(manifest["arch_params_assumed"]) == ["rgb_mean"]
+
+    dysample = ref.random_model(RealPLKSR, 0, dim=8, n_blocks=1, upscaling_factor=2, kernel_size=3, dysample=True)
+    result = run_cli("convert", ref.save(dysample.state_dict(), tmp_path / "dy.pth"), "-o", tmp_path / "dy")
+    assert result.exit_code == 2 and "DySample" in result.output and not (tmp_path / "dy").exists()
