@@ -55,7 +55,7 @@ def _conv(filters, kernel, name, dilation=1):
     return L.Conv2D(filters, kernel, padding="same", dilation_rate=dilation, name=name)
 
 
-def _lk_convs(lk_type: str, pdim: int, kernel_size: int, sparse_kernels, sparse_dilations,
+def _lk_convs(lk_type: str, kernel_size: int, sparse_kernels, sparse_dilations,
               use_max_kernel: bool) -> list[tuple[str, tuple, int]]:
     """(torch module name under 'lk', kernel (h, w), dilation) of every large-kernel conv."""
     if lk_type == "PLK":
@@ -86,7 +86,7 @@ def _block(x, prefix: str, p: dict, real: bool):
     part0 = _conv(pdim, k2, f"{prefix}__{mixer}__2")(x)
     lk_type = "PLK" if real else p["lk_type"]
     lks = [_conv(pdim, kernel, f"{prefix}__lk__{name.replace('.', '__')}", dilation)(part0)
-           for name, kernel, dilation in _lk_convs(lk_type, pdim, p["kernel_size"], p.get("sparse_kernels", ()),
+           for name, kernel, dilation in _lk_convs(lk_type, p["kernel_size"], p.get("sparse_kernels", ()),
                                                    p.get("sparse_dilations", ()), p.get("use_max_kernel", False))]
     y = lks[0] if len(lks) == 1 else L.Add(name=f"{prefix}__lk__sum")(lks)
     if pdim < dim:
@@ -184,7 +184,7 @@ def _source_layout(real: bool, p: dict) -> tuple[dict[str, tuple], list]:
         if pdim < dim:
             convs.append((f"feats__{b}__{mixer}__2__part1", f"{pre}.{mixer}.2", slice(pdim, dim), None))
         lk_type = "PLK" if real else p["lk_type"]
-        lks = _lk_convs(lk_type, pdim, p["kernel_size"], p.get("sparse_kernels", ()),
+        lks = _lk_convs(lk_type, p["kernel_size"], p.get("sparse_kernels", ()),
                         p.get("sparse_dilations", ()), p.get("use_max_kernel", False))
         for i, (name, kernel, _) in enumerate(lks):
             idt = "idt" if not real and p.get("with_idt") and i == 0 and lk_type != "RectSparsePLK" else None

@@ -134,7 +134,7 @@ def _learned(model: keras.Model):
     return [layer for layer in model.layers if isinstance(layer, L.Conv2D) and not layer.name.startswith(FIXED)]
 
 
-def _source_shape(layer, var) -> tuple:
+def _source_shape(var) -> tuple:
     shape = tuple(var.shape)
     if variable_suffix(var) == "bias":
         return shape
@@ -153,7 +153,7 @@ def load(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
         for var in layer.weights:
             suffix = variable_suffix(var)
             name = layer.name.replace("__", ".") + (".weight" if suffix == "kernel" else ".bias")
-            expected[name] = _source_shape(layer, var)
+            expected[name] = _source_shape(var)
             targets.append((layer, var, name, suffix))
     check_weights("realcugan", expected, weights)
     shuffle = any(isinstance(layer, PixelShuffle) for layer in model.layers)
