@@ -213,3 +213,15 @@ def _manifest(arch, params):
 
     return Manifest(name=f"tiny-{arch}", arch=arch, arch_params=params, scale=params["scale"],
                     value_range=[0, 1], source={"path": "random", "format": "test"})
+
+
+def test_a_grayscale_model_exports_and_is_checked_on_luminance(tmp_path):
+    arch, params = "srvgg", dict(scale=2, num_feat=4, num_conv=1, num_in_ch=1, num_out_ch=1)
+    model = _random_model(arch, params, seed=6)
+    images = onnx_dir.check_images(1.0, side=16, names=["astronaut", "coffee"], channels=1)
+    info = onnx_dir.export_model(model, _manifest(arch, params), tmp_path, check_images_=images)
+    assert info["input"]["shape"] == ["N", "H", "W", 1] and info["output"]["shape"] == ["N", "H*2", "W*2", 1]
+    out = onnx_dir.run_onnx(tmp_path / onnx_dir.FLOAT32_FILE, images)[0]
+    ref = model(images[0]).numpy()
+    assert float(np.abs(out - ref).max()) <= 1e-4 * float(np.abs(ref).max())
+    assert info["float16"]["safe"]

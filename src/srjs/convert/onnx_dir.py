@@ -31,16 +31,19 @@ FP16_MIN_PSNR_DB = 50.0
 CHECK_SIDE = 32  # LR crop side, px, per built-in image (the float16 run is numpy: keep it small)
 
 
-def check_images(value_max: float, side: int = CHECK_SIDE, names=None) -> list[np.ndarray]:
-    """Centre crops of the built-in photos, float32 [1, side, side, 3] in [0, value_max]."""
+def check_images(value_max: float, side: int = CHECK_SIDE, names=None, channels: int = 3) -> list[np.ndarray]:
+    """Centre crops of the built-in photos, float32 [1, side, side, channels] in [0, value_max]
+    (grayscale: luminance; RGBA: opaque, as `image_channels.to_model` makes them)."""
+    from srjs import image_channels
     from srjs.evaluate import datasets
 
     crops = []
     for image in datasets.builtin(names):
         h, w = image.hr.shape[:2]
         top, left = (h - side) // 2, (w - side) // 2
-        crop = image.hr[top:top + side, left:left + side].astype(np.float32) * (value_max / 255.0)
-        crops.append(np.ascontiguousarray(crop[None]))
+        rgb = image.hr[top:top + side, left:left + side].astype(np.float32) * (value_max / 255.0)
+        crop = image_channels.to_model(rgb, None, channels, value_max)
+        crops.append(np.ascontiguousarray(crop[None], dtype=np.float32))
     return crops
 
 
@@ -103,7 +106,8 @@ def fp16_safety(model, float32_proto, float16_proto, value_max: float,
     onnxruntime (non-finite values, PSNR in dB on the 8-bit scale). Safe when the peak is FP16_HEADROOM
     below 65504, every value is finite and the PSNR reaches FP16_MIN_PSNR_DB.
     """
-    images = images if images is not None else check_images(value_max)
+    images = images if images is not None else check_images(value_max, channels=int(float32_proto.graph.input[0]
+                                                                                   .type.tensor_type.shape.dim[3].dim_value))
     peak, layer = max_activation(model, images)
     ref = run_onnx(float32_proto, images)
     half = run_float16(float16_proto, images)
