@@ -23,7 +23,8 @@ def srjs(*args, cwd=None) -> subprocess.CompletedProcess:
 
 def assert_bad_input(result: subprocess.CompletedProcess, out: Path, *needles: str) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
+    # convert's progress note that it is fetching from a registry may come before the error
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("[convert] fetching ")]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     for needle in needles:
