@@ -116,3 +116,9 @@ def test_build_config_ships_onnx_on_request(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text('name = "tiny"\nsource = "tiny.pth"\n\n[package]\nexports = ["layers", "onnx"]\n')
     assert load_config(path).package.exports == ["layers", "onnx"]
+
+
+def test_package_readme_says_how_to_run_the_onnx_entry(built):
+    readme = (built[0] / "README.md").read_text()
+    assert "| `@test/tiny/tiny-srvgg-onnx` | x4 | 0-1 | float16 |" in readme
+    assert "import definition from '@test/tiny/tiny-srvgg-onnx';" in readme

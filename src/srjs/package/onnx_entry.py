@@ -125,3 +125,33 @@ def exports(entries: list[OnnxEntry]) -> dict:
     if entries:
         out["./ort"] = {"import": f"./{RUNTIME_DIR}/srjs-ort.mjs"}
     return out
+
+
+def readme_section(package: str, entries: list[OnnxEntry]) -> str:
+    """The package README's ONNX part: which entries, and how to run one ('' without any)."""
+    if not entries:
+        return ""
+    rows = "\n".join(f"| `{package}/{e.entry}` | x{e.scale} | {e.value_range[0]:g}-{e.value_range[1]:g} | "
+                     f"{e.float16_activations} |" for e in entries)
+    first = entries[0].entry
+    return f"""
+## ONNX entries (onnxruntime-web)
+
+| import | scale | value range | model.fp16.onnx computes in |
+|---|---|---|---|
+{rows}
+
+```js
+import * as ort from 'onnxruntime-web/webgpu';  // the WebGPU build also runs wasm
+import definition from '{package}/{first}';
+import {{ createUpscaler }} from '{package}/ort';
+
+ort.env.wasm.wasmPaths = '/ort/';  // where your site serves onnxruntime-web's dist/ files
+const upscaler = await createUpscaler(ort, definition);  // WebGPU if an adapter exists, else wasm
+const {{ imageData }} = await upscaler.upscale(img, {{ tile: 64, pad: 8, onProgress: (done, total) => {{}} }});
+```
+
+The runner tiles without seams (the same plan as the TF.js demo), runs the float16 file on
+WebGPU adapters with `shader-f16` when the model is float16-safe, and wasm with threads when
+the page is cross-origin isolated. Input and output: float32 NHWC in the value range above.
+"""

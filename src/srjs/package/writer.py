@@ -214,7 +214,8 @@ def write_package(model_dirs: list[Path], out: Path, *, name: str, version: str,
         if onnx_plans:
             onnx_entry.write_runtime(root)
             onnx_entry.write_vendor(root / "demo")
-        _write(root, "README.md", readme.render(name, version, facts, sources))
+        _write(root, "README.md", readme.render(name, version, facts, sources)
+               + onnx_entry.readme_section(name, [e for e, _ in onnx_plans]))
         _write(root, "LICENSE", attribution.license_file(sources))
         first = _exports(defs)["."]
         package_json = {
