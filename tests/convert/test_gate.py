@@ -207,7 +207,8 @@ def test_deep_configs_are_bad_input_not_a_recursion_error():
 # Small sizes for the builders' size parameters (a family's other parameters keep their defaults).
 _TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4, "num_conv": 2, "C": 1, "D": 1, "G": 4,
          "G0": 4, "T": 1, "feature_channels": 8, "dim": 8, "n_blocks": 1}
-_EXTRA = {"rrdbnet": [{"plus": True}], "srvgg": [{"act_type": "relu"}, {"act_type": "leakyrelu"}],
+_EXTRA = {"rrdbnet": [{"plus": True}],
+          "srvgg": [{"act_type": "relu"}, {"act_type": "leakyrelu"}, {"scale": 2, "shuffle_scale": 4}],
           "rdn": [{"upscaling": "shuffle"}]}
 
 

@@ -25,6 +25,7 @@ KERAS_LAYERS = frozenset({
     "Conv2D", "DepthwiseConv2D", "Dense",
     "Activation", "ReLU", "LeakyReLU", "PReLU",
     "Add", "Multiply", "Concatenate", "UpSampling2D",
+    "ZeroPadding2D",  # srvgg: the fixed bicubic downscale of ncnn's x2/x3 animevideov3
     "LayerNormalization",  # realplksr: LayerNorm, and GroupNorm as per-group LayerNormalization
     "Conv2DTranspose", "Cropping2D", "GlobalAveragePooling2D", "Reshape",  # realcugan
 })
