@@ -103,11 +103,12 @@ def fp16_safety(model, float32_proto, float16_proto, value_max: float,
 
     Two measures: the largest float32 activation of any layer (overflow: float16 ends at
     65504), and the float16 export's output (`run_float16`) against the float32 export's in
-    onnxruntime (non-finite values, PSNR in dB on the 8-bit scale). Safe when the peak is FP16_HEADROOM
-    below 65504, every value is finite and the PSNR reaches FP16_MIN_PSNR_DB.
+    onnxruntime (non-finite values, PSNR in dB on the 8-bit scale). Safe when the peak is
+    FP16_HEADROOM below 65504, every value is finite and the PSNR reaches FP16_MIN_PSNR_DB.
     """
-    images = images if images is not None else check_images(value_max, channels=int(float32_proto.graph.input[0]
-                                                                                   .type.tensor_type.shape.dim[3].dim_value))
+    if images is None:
+        channels = int(float32_proto.graph.input[0].type.tensor_type.shape.dim[3].dim_value)
+        images = check_images(value_max, channels=channels)
     peak, layer = max_activation(model, images)
     ref = run_onnx(float32_proto, images)
     half = run_float16(float16_proto, images)
