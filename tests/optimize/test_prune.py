@@ -173,7 +173,7 @@ def test_evaluate_groups_a_variant_with_its_parent(tiny, pruned, tmp_path):
     assert variant.recipe == "prune=0.6 steps=30"
     assert variant.gzip_bytes < parent.gzip_bytes and variant.fidelity_psnr_y < 100
     headers, cells = main_table(evaluation)
-    assert cells[-1][headers.index("variant recipe")] == "prune=0.6 steps=30"  # the variant is the last row
+    assert cells[-1][headers.index("recipe")] == "prune=0.6 steps=30"  # the variant is the last row (srjs.tables header)
 
 
 def test_pareto_front_keeps_only_undominated_rows():
