@@ -122,4 +122,4 @@ def test_wrong_explicit_arch_and_scale(good_pth, tmp_path):
     result = srjs("convert", good_pth, "-o", tmp_path / "out", "--arch", "srvgg")
     assert_bad_input(result, tmp_path / "out", "srvgg")
     result = srjs("convert", good_pth, "-o", tmp_path / "out", "--scale", "2", "--no-tfjs")
-    assert_bad_input(result, tmp_path / "out", "conv_first")  # x2 expects 12 input channels
+    assert_bad_input(result, tmp_path / "out", "--scale 2 does not fit", "x4 'rrdbnet'")

@@ -80,10 +80,17 @@ def build_model(ckpt: Checkpoint, arch: str = AUTO, scale: int | None = None,
                            f"(it has: {', '.join(sorted(params))})")
         params[name] = value
         assumed.pop(name, None)
+    detected = params.get("scale")
     if scale is not None:
         params["scale"] = int(scale)
-    model = spec.build(**params)
-    spec.load(model, ckpt.weights)  # names the first missing / unexpected / mis-shaped weight
+    try:
+        model = spec.build(**params)
+        spec.load(model, ckpt.weights)  # names the first missing / unexpected / mis-shaped weight
+    except BadInput as err:
+        if scale is None or scale == detected:
+            raise
+        raise BadInput(f"--scale {scale} does not fit these weights (they read as a x{detected} "
+                       f"'{wanted}'): {err.message}") from None
     channels = image_channels(model, wanted)
     return BuiltModel(wanted, params, int(params["scale"]), model, spec.default_value_range,
                       assumed, channels)
