@@ -109,3 +109,26 @@ def test_file_index_reuses_started_entries_only_for_unchanged_files(tmp_path):
     assert entries["tfjs_layers/b.bin"]["bytes"] == 2100
     assert entries["tfjs_layers/a.bin"]["gzip_bytes"] == len(gzip.compress(b"\0" * 1000, compresslevel=6, mtime=0))
     assert entries["keras/model.keras"]["gzip_bytes"] is None
+
+
+def test_keras_file_weights_are_read_from_an_extracted_copy(tiny_rrdb, tmp_path, monkeypatch):
+    """h5py seeking inside the zip member re-read it from the start each time: 14 min for x4plus."""
+    from tf_keras.src.saving import saving_lib
+
+    from srjs.convert import gate
+
+    _, model = tiny_rrdb
+    path = tmp_path / "m.keras"
+    model.save(path, save_format="keras")
+    stores = []
+    real = saving_lib.H5IOStore
+
+    def recording(root_path, archive=None, mode="r"):
+        stores.append((root_path, archive))
+        return real(root_path, archive=archive, mode=mode)
+
+    monkeypatch.setattr(saving_lib, "H5IOStore", recording)
+    loaded = gate.load_keras_file(path)
+    assert len(stores) == 1 and stores[0][1] is None and stores[0][0].endswith("model.weights.h5")
+    x = np.random.default_rng(2).random((1, 6, 5, 3), dtype=np.float32)
+    np.testing.assert_array_equal(loaded(x, training=False).numpy(), model(x, training=False).numpy())
