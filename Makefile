@@ -7,6 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRJS := $(VENV)/bin/srjs
 PYTEST_ARGS ?=
+# Two pytest workers (pytest-xdist): on CI's 2 cores much of a test is single-threaded Python
+# (Keras graph building, tracing, Node/Chromium start-up), so a second worker fills the idle core.
+# Whole files go to one worker (--dist loadfile) so module fixtures are built once. PYTEST_WORKERS=0: serial.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: setup demo-setup tools test-setup demo test test-fast clean-cache
 
@@ -46,11 +51,11 @@ demo: demo-setup
 	$(PY) -m srjs.demo
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Development lane: everything but real npm models and TF.js runtimes (CI runs `make test`).
 test-fast: setup
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 clean-cache:
 	rm -rf ~/.cache/srjs

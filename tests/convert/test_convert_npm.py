@@ -34,6 +34,7 @@ def tfjs_reference(model_json, batch):
     return np.asarray(model(batch, training=False))
 
 
+@pytest.mark.slow  # real npm models: make test runs them, make test-fast (the dev lane) does not
 @pytest.mark.parametrize("source", NPM_LAYERS_MODELS, ids=lambda s: s.split("@upscalerjs/")[1])
 def test_npm_model_converts_and_matches_tfjs_loader(source, converted):
     out = converted(source, export_tfjs=False)
@@ -53,6 +54,7 @@ def test_npm_model_converts_and_matches_tfjs_loader(source, converted):
     assert np.abs(ours - reference).max() <= 1e-5 * max(1.0, float(np.abs(reference).max()))
 
 
+@pytest.mark.slow
 def test_isr_psnr_small_h5_beats_bicubic(converted):
     """The full Keras ISR RDN x2 converts and really super-resolves: > 1 dB Y-PSNR over bicubic."""
     from skimage import data
