@@ -65,13 +65,15 @@ class Encoding:
 
 def encoding_of(spec: dict, where: str) -> Encoding:
     """The Encoding of one weightsManifest entry; BadInput for dtypes TF.js cannot decode."""
+    if not isinstance(spec.get("name"), str):
+        raise BadInput(f"{where}: a weightsManifest entry has no name (got {spec.get('name')!r:.60})")
     quant = spec.get("quantization")
     if quant is None:
         dtype = spec.get("dtype", "float32")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise BadInput(f"{where}: weight '{spec.get('name')}' has unsupported dtype '{dtype}'")
         return Encoding()  # int dtypes keep their own storage: see `stored_dtype`
-    if not isinstance(quant, dict) or quant.get("dtype") not in QUANTIZED:
+    if not isinstance(quant, dict) or not isinstance(quant.get("dtype"), str) or quant["dtype"] not in QUANTIZED:
         dtype = quant.get("dtype") if isinstance(quant, dict) else quant
         raise BadInput(f"{where}: weight '{spec.get('name')}' has unsupported quantization dtype '{dtype}'")
     if quant["dtype"] == "float16":
