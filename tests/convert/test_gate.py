@@ -243,3 +243,12 @@ def test_a_saved_model_whose_variables_do_not_fit_its_config_is_bad_input(tmp_pa
     result = run_cli("convert", tmp_path / "sm", "-o", tmp_path / "out")
     assert result.exit_code == 2 and "cannot load Keras model" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_keras_zip_whose_weights_claim_to_unpack_past_the_cap_is_refused(tmp_path, monkeypatch):
+    """The weights are extracted to a temporary file first; the member's declared size is capped."""
+    path = tmp_path / "m.keras"
+    _tiny_model().save(path)
+    monkeypatch.setattr(gate, "_MAX_KERAS_WEIGHTS", 100)
+    with pytest.raises(BadInput, match="model.weights.h5 unpacks to .* bytes"):
+        gate.load_keras_file(path)

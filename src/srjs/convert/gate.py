@@ -209,6 +209,7 @@ def load_keras_file(path: Path):
 
 
 _KERAS_ZIP = {"config.json", "metadata.json", "model.weights.h5"}
+_MAX_KERAS_WEIGHTS = 4 << 30  # bytes; the largest ESRGAN-family checkpoints are under 100 MB
 
 
 def _plain_keras_zip(path: Path) -> bool:
@@ -234,6 +235,10 @@ def _load_keras_zip(path: Path, config: dict, objects: dict):
 
     config = dict(config, compile_config=None)  # compile=False
     with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory(prefix="srjs-keras-") as tmp:
+        declared = archive.getinfo("model.weights.h5").file_size  # zipfile reads no more than this
+        if declared > _MAX_KERAS_WEIGHTS:
+            raise BadInput(f"'{path}': model.weights.h5 unpacks to {declared} bytes "
+                           f"(limit {_MAX_KERAS_WEIGHTS}); srjs does not extract it")
         weights = Path(tmp) / "model.weights.h5"
         with archive.open("model.weights.h5") as src, open(weights, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
