@@ -364,8 +364,9 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
                    f"residual blocks; conv work {done['macs_per_pixel']['before'] / 1e3:.0f}k -> "
                    f"{done['macs_per_pixel']['after'] / 1e3:.0f}k MACs per input pixel "
                    f"({done['speedup_macs']:.2f}x less), params {done['params']['before']} -> "
-                   f"{done['params']['after']}; fine-tune {done['fine_tune']['steps']} steps in "
-                   f"{done['fine_tune']['seconds']:.0f} s")
+                   f"{done['params']['after']}"
+                   + (f"; fine-tune {done['fine_tune']['steps']} steps in {done['fine_tune']['seconds']:.0f} s"
+                      if done["fine_tune"] else "; fine-tuned with the channel pruning below"))
     if "prune_channels" in result.results:
         done, fit = result.results["prune_channels"], result.results["prune_channels"]["fine_tune"]
         click.echo(f"prune-channels: conv work {done['macs_per_pixel']['before'] / 1e3:.0f}k -> "

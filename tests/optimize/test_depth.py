@@ -62,6 +62,16 @@ def test_consecutive_blocks_drop_together():
     assert depth.repair_convs(pruned, chain, chain[1:3]) == ["body__3__rdb1__conv1"]
 
 
+def test_prune_depth_alone_fine_tunes_what_it_cut():
+    model = _build("rrdbnet", scale=2, num_feat=8, num_block=3, num_grow_ch=4)
+    teacher = _build("rrdbnet", scale=2, num_feat=8, num_block=3, num_grow_ch=4)
+    teacher.set_weights(model.get_weights())
+    images = [np.random.default_rng(2).uniform(0, 1, (40, 40, 3)).astype(np.float32)]
+    pruned, report = depth.prune_depth(model, teacher, images, ratio=0.34, value_max=1.0, steps=1)
+    assert len(report["blocks"]["dropped"]) == 1 and report["fine_tune"]["steps"] == 1
+    assert len(pruned.layers) < len(model.layers)
+
+
 def test_a_model_without_a_chain_of_blocks_is_bad_input(tmp_path):
     from srjs.convert.write import write_model_dir
 
@@ -88,16 +98,19 @@ def test_a_depth_pruned_variant_is_a_model_dir_that_runs_in_tfjs(tmp_path):
     write_model_dir(_build("rrdbnet", **params), parent, modeldir.Manifest(
         name="tiny", arch="rrdbnet", arch_params=params, scale=2, value_range=[0, 1],
         source={"path": "random", "format": "test"}))
-    out = tmp_path / "d50"
-    manifest = make_variant(parent, out, Recipe(prune_depth=0.5, steps=2))
+    out = tmp_path / "d50-ch50"
+    manifest = make_variant(parent, out, Recipe(prune_depth=0.5, prune_channels=0.5, steps=2))
     report = manifest.results["prune_depth"]
     assert manifest.arch_params["prune_depth"] == 0.5
     assert report["blocks"]["total"] == 4 and len(report["blocks"]["dropped"]) == 2
     errors = report["drop_error"]  # the two blocks whose removal changed the output least went
     assert sorted(report["blocks"]["dropped"]) == sorted(sorted(errors, key=errors.get)[:2])
     assert report["macs_per_pixel"]["after"] < report["macs_per_pixel"]["before"]
-    assert report["params"]["after"] < report["params"]["before"] and report["fine_tune"]["steps"] == 2
+    assert report["params"]["after"] < report["params"]["before"]
     assert report["resolved_convs"]  # the block after a dropped one was re-solved
+    # one fine-tune, the channel pruning's, repairs both cuts
+    assert report["fine_tune"] is None and manifest.results["prune_channels"]["fine_tune"]["steps"] == 2
+    assert manifest.cost["conv_macs_per_pixel"] < report["macs_per_pixel"]["after"]
     variant = load_shipped(out)
     x = _x(size=8)[:1]
     (result,) = run_tfjs([(out / modeldir.TFJS_LAYERS_DIR, "layers")], [x], runtime="node", backends=("wasm",),

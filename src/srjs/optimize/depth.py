@@ -170,13 +170,14 @@ def repair_convs(pruned, chain: list[Block], dropped: list[Block]) -> list[str]:
 
 def prune_depth(model, teacher, images, *, ratio: float, value_max: float, steps: int | None = None,
                 time_budget_s: float | None = None, progress: bool = False, seed: int = 0,
-                learning_rate: float = 2e-4):
+                learning_rate: float = 2e-4, fine_tune: bool = True):
     """Drop `ratio` of the trunk's residual blocks (the least harmful ones), then repair.
 
     images: LR calibration images in [0, 1] (optimize.distill.calibration_images). Blocks are
     ranked (and the cut re-solved) on 4 random 32 px patches; the fine-tune runs for `steps` / `time_budget_s` with a
     cosine learning-rate decay. Returns (pruned model, report dict: blocks, errors, params and
-    conv MACs per input pixel before and after, the fine-tune).
+    conv MACs per input pixel before and after, the fine-tune). fine_tune=False stops after
+    the least-squares re-solve (a channel-pruning step that follows fine-tunes both at once).
     """
     from srjs.optimize.channels import channel_graph, conv_macs, params, refit
     from srjs.optimize.distill import PatchSampler, distill
@@ -197,9 +198,11 @@ def prune_depth(model, teacher, images, *, ratio: float, value_max: float, steps
     resolve = repair_convs(pruned, chain, dropped)
     if resolve:
         refit(model, pruned, channel_graph(pruned), {}, batch, seed=seed, only=resolve)
-    pruned, fit = distill(pruned, teacher, images, value_max=value_max, steps=steps,
-                          time_budget_s=time_budget_s, learning_rate=learning_rate,
-                          cosine_decay=True, progress=progress, seed=seed)
+    fit = None
+    if fine_tune:
+        pruned, fit = distill(pruned, teacher, images, value_max=value_max, steps=steps,
+                              time_budget_s=time_budget_s, learning_rate=learning_rate,
+                              cosine_decay=True, progress=progress, seed=seed)
     macs_before, macs_after = sum(conv_macs(model).values()), sum(conv_macs(pruned).values())
     return pruned, {
         "ratio": ratio,
@@ -209,5 +212,5 @@ def prune_depth(model, teacher, images, *, ratio: float, value_max: float, steps
         "params": {"before": params(model), "after": params(pruned)},
         "macs_per_pixel": {"before": macs_before, "after": macs_after},
         "speedup_macs": round(macs_before / macs_after, 3),
-        "fine_tune": fit.to_dict(),
+        "fine_tune": fit.to_dict() if fit else None,
     }

@@ -154,9 +154,12 @@ def _fine_tune(model, parent: Path, recipe: Recipe, results: dict, progress: boo
     if steps is None and budget is None:
         steps = DEFAULT_FINE_TUNE_STEPS
     if recipe.prune_depth is not None:  # first: the blocks it keeps are then cheaper to analyse
+        # With channel pruning to follow, one fine-tune (the channels') repairs both cuts and
+        # gets the whole bound.
         model, results["prune_depth"] = depth.prune_depth(
             model, teacher, images, ratio=recipe.prune_depth, value_max=manifest.value_max,
-            steps=steps, time_budget_s=budget, progress=progress)
+            steps=steps, time_budget_s=budget, progress=progress,
+            fine_tune=recipe.prune_channels is None)
     if recipe.prune_channels is not None:
         model, results["prune_channels"] = channels.prune_channels(
             model, teacher, images, ratio=recipe.prune_channels, value_max=manifest.value_max,
