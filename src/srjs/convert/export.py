@@ -149,6 +149,7 @@ def _convert_concrete_function(concrete, model_json: Path, opts: ExportOptions) 
         side[key].tensor_shape.CopyFrom(tensor.shape.as_proto())
     signature = v2._build_signature_def(frozen, concrete.inputs, concrete.outputs, named)
     optimized = v2.optimize_graph(frozen, signature)
+    del frozen  # its constants are a second copy of every weight; only `optimized` is written
     weights = v2.extract_weights(optimized)
     v2.write_artifacts(MessageToDict(optimized), weights, str(model_json), tf.__version__, signature,
                        quantization_dtype_map=opts.quantization, weight_shard_size_bytes=opts.shard_bytes)

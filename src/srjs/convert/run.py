@@ -93,6 +93,7 @@ def convert_checkpoint(source: str, out: Path, *, arch: str = AUTO, scale: int |
     from srjs.convert.export import ExportOptions
 
     options = ExportOptions(shard_bytes=int(shard_mb * 1024 * 1024), upscalerjs_compat=upscalerjs_compat)
+    del checkpoint  # the source arrays (67 MB for x4plus) are in the model now; free them for the exports
     try:
         return write_model_dir(built.model, Path(out), manifest, export_tfjs=export_tfjs,
                                tfjs_options=options, step=step)
