@@ -41,18 +41,27 @@ def _weights(model):
 
 
 def test_conv_choice_is_the_least_conv_output_error(small_net):
+    """Each conv, in order, takes the range whose output (on its inputs in the network whose
+    earlier convs hold their chosen values) is closest to its float output in the float net."""
     from srjs.tf import keras
 
     model, batch = small_net
     targets, weights = _weights(model)
     choices = layerwise.calibrate_convs(weights, {n: "uint8" for n in weights}, model, batch)
     assert set(choices) == set(weights)
-    for name in ("a", "b", "c"):
+    assert all(np.array_equal(t.variable.numpy(), weights[n]) for n, t in targets.items())  # restored
+    for done, name in enumerate(("a", "b", "c")):
         layer = model.get_layer(name)
         probe = keras.Model(model.inputs, layer.input)
+        for other, target in targets.items():
+            target.variable.assign(weights[other])
+        clean = layer(probe(batch)).numpy()  # float network
+        for earlier in ("a", "b", "c")[:done]:
+            for part in ("kernel", "bias"):
+                targets[f"{earlier}/{part}"].variable.assign(
+                    quantize.dequantized(weights[f"{earlier}/{part}"], choices[f"{earlier}/{part}"].encoding))
         x = probe(batch).numpy()
-        kernel, bias = weights[f"{name}/kernel"], weights[f"{name}/bias"]
-        clean = layer(x).numpy() if name != "a" else layer.convolution_op(x, kernel).numpy() + bias
+        kernel = weights[f"{name}/kernel"]
         errors = []
         for enc in quantize.candidate_encodings(kernel, "uint8"):  # brute force: the layer itself
             layer.kernel.assign(quantize.dequantized(kernel, enc))
@@ -61,6 +70,8 @@ def test_conv_choice_is_the_least_conv_output_error(small_net):
         picked = choices[f"{name}/kernel"]
         assert picked.encoding == quantize.candidate_encodings(kernel, "uint8")[int(np.argmin(errors))]
         assert picked.output_mse == pytest.approx(min(errors), rel=1e-3)
+    for name, target in targets.items():
+        target.variable.assign(weights[name])
 
 
 def test_capped_window_scores_interior_outputs_exactly(small_net):
@@ -137,12 +148,14 @@ def test_progress_lines_off_a_terminal():
 
 @pytest.mark.slow
 def test_uint8_search_runs_the_network_a_fixed_number_of_times(converted, tmp_path, monkeypatch, capfd):
-    """esrgan-slim x4 (24 tensors): 5 passes whatever the tensor count (the old search ran about 120)."""
+    """Over the whole-network budget, esrgan-slim x4 (24 tensors) takes 5 network passes
+    whatever the tensor count (the whole-network search runs about 120)."""
     from srjs.optimize import run
     from srjs.optimize.run import Recipe, make_variant
     from tests.conftest import SLIM_X4
 
     slim = converted(SLIM_X4)
+    monkeypatch.setattr(run, "WHOLE_NETWORK_GMAC", 100.0)  # slim's whole-network search: 104.7 GMAC
     calls = []
     real = run._Runner.run
 
@@ -160,3 +173,13 @@ def test_uint8_search_runs_the_network_a_fixed_number_of_times(converted, tmp_pa
     err = capfd.readouterr().err
     assert "optimize: calibrate ranges (conv output error) 0/24 tensors" in err
     assert "optimize: held-out check against tensorflowjs' ranges 2/2 passes" in err
+
+
+@pytest.mark.slow
+def test_small_models_keep_the_whole_network_search(converted, tmp_path, capfd):
+    from srjs.optimize.run import Recipe, make_variant
+    from tests.conftest import SLIM_X4
+
+    make_variant(converted(SLIM_X4), tmp_path / "u8", Recipe(quantize="uint8"), progress=True)
+    err = capfd.readouterr().err
+    assert "optimize: calibrate ranges (whole network) 0/24 tensors" in err and "conv output error" not in err

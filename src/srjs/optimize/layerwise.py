@@ -82,45 +82,86 @@ def layer_inputs(model, layers: list, batch: np.ndarray, chunk: int = CHUNK):
         del outputs, probe
 
 
+SEQUENTIAL_PASSES = 24  # groups of convs calibrated in order, each on inputs from the network quantized so far
+
+
 def calibrate_convs(weights: dict[str, np.ndarray], dtypes: dict[str, str], model, batch: np.ndarray,
                     progress: Callable[[int], None] = lambda n: None,
-                    max_pixels: int = MAX_PIXELS) -> dict[str, Choice]:
+                    max_pixels: int = MAX_PIXELS, passes: int = SEQUENTIAL_PASSES) -> dict[str, Choice]:
     """Pick the encodings of every plain conv's kernel and bias by the conv's output error.
 
-    weights/dtypes: as `quantize.calibrate`; model: the float model (its weights are only
-    read); batch: the calibration LR crops. Returns choices for the conv tensors found
-    (`Choice.output_mse`: that conv's output MSE); progress(n) counts tensors done.
+    The convs go in order, in at most `passes` groups: a group's candidates are scored on
+    its inputs in the network whose earlier convs already hold their chosen values, against
+    its float outputs in the float network, so a range may cancel the error that reaches
+    it (scoring every conv on float inputs alone lost 6.6 dB of uint8 fidelity on ISR
+    psnr-small). weights/dtypes: as `quantize.calibrate`; model: the float model (its conv
+    weights are assigned during the search and restored after); batch: the calibration LR
+    crops. Returns choices for the conv tensors found (`Choice.output_mse`: that conv's
+    output MSE against float); progress(n) counts tensors done.
     """
     from srjs.tf import tf
 
     convs = conv_tensors(model, set(weights))
+    layers = [layer for layer, _ in convs.values()]
+    group = max(1, -(-len(layers) // max(1, passes)))
+    chosen: dict[str, np.ndarray] = {}  # tensor name -> the values it now holds
     choices: dict[str, Choice] = {}
-    for layer, x in layer_inputs(model, [layer for layer, _ in convs.values()], batch):
-        kernel_name = f"{layer.name}/kernel"
-        bias_name = convs[kernel_name][1]
-        kernel = weights[kernel_name]
-        candidates = candidate_encodings(kernel, dtypes[kernel_name])
-        x, padding = _window(x, layer, max_pixels)
-        deltas = [dequantized(kernel, enc) - kernel for enc in candidates]
-        y = tf.nn.convolution(x, np.concatenate(deltas, axis=-1), strides=layer.strides, padding=padding,
-                              dilations=layer.dilation_rate).numpy()
-        y = y.reshape(-1, len(candidates), kernel.shape[-1]).astype(np.float64)
-        mean, mean_sq = y.mean(axis=0), (y ** 2).mean(axis=0)  # per candidate, per output channel
-        errors = mean_sq.mean(axis=1)
-        best = int(np.argmin(errors))
-        choices[kernel_name] = Choice(kernel_name, candidates[best], len(candidates), float(errors[best]))
-        progress(1)
-        if bias_name is None:
-            continue
-        bias = weights[bias_name]
-        options = candidate_encodings(bias, dtypes[bias_name])
-        # E[(y + db)^2] per channel = E[y^2] + 2 db E[y] + db^2, with y the chosen kernel's error
-        scores = [float(np.mean(mean_sq[best] + 2 * db * mean[best] + db ** 2))
-                  for db in ((dequantized(bias, enc) - bias).astype(np.float64) for enc in options)]
-        pick = int(np.argmin(scores))
-        choices[bias_name] = Choice(bias_name, options[pick], len(options), scores[pick])
-        progress(1)
+
+    by_name = {layer.name: layer for layer in layers}
+
+    def assign(values: dict[str, np.ndarray]) -> None:
+        for name, array in values.items():
+            layer = by_name[name.split("/")[0]]
+            (layer.kernel if name.endswith("/kernel") else layer.bias).assign(array)
+
+    floats = {name: weights[name] for kernel, (_, bias) in convs.items() for name in (kernel, bias) if name}
+    try:
+        for start in range(0, len(layers), group):
+            part = layers[start:start + group]
+            assign(floats)
+            clean = [x for _, x in layer_inputs(model, part, batch, chunk=len(part))]
+            assign(chosen)
+            noisy = [x for _, x in layer_inputs(model, part, batch, chunk=len(part))] if chosen else clean
+            for layer, x_float, x in zip(part, clean, noisy):
+                _choose_conv(layer, convs, weights, dtypes, x_float, x, max_pixels, tf, choices, chosen, progress)
+    finally:
+        assign(floats)
     return choices
+
+
+def _choose_conv(layer, convs, weights, dtypes, x_float, x, max_pixels, tf, choices, chosen, progress) -> None:
+    kernel_name = f"{layer.name}/kernel"
+    bias_name = convs[kernel_name][1]
+    kernel = weights[kernel_name]
+    candidates = candidate_encodings(kernel, dtypes[kernel_name])
+    x_float, padding = _window(x_float, layer, max_pixels)
+    x, _ = _window(x, layer, max_pixels)
+
+    def conv(inputs, kernels):
+        return tf.nn.convolution(inputs, kernels, strides=layer.strides, padding=padding,
+                                 dilations=layer.dilation_rate).numpy().astype(np.float64)
+
+    target = conv(x_float, kernel).reshape(-1, 1, kernel.shape[-1])
+    stored = [dequantized(kernel, enc) for enc in candidates]
+    y = conv(x, np.concatenate(stored, axis=-1)).reshape(-1, len(candidates), kernel.shape[-1]) - target
+    mean, mean_sq = y.mean(axis=0), (y ** 2).mean(axis=0)  # per candidate, per output channel
+    errors = mean_sq.mean(axis=1)
+    best = int(np.argmin(errors))
+    choices[kernel_name] = Choice(kernel_name, candidates[best], len(candidates), float(errors[best]))
+    chosen[kernel_name] = stored[best]
+    progress(1)
+    if bias_name is None:
+        return
+    bias = weights[bias_name]
+    options = candidate_encodings(bias, dtypes[bias_name])
+    # E[(y + db)^2] per channel = E[y^2] + 2 db E[y] + db^2, with y the chosen kernel's error
+    values = [dequantized(bias, enc) for enc in options]
+    scores = [float(np.mean(mean_sq[best] + 2 * db * mean[best] + db ** 2))
+              for db in ((v - bias).astype(np.float64) for v in values)]
+    pick = int(np.argmin(scores))
+    choices[bias_name] = Choice(bias_name, options[pick], len(options), scores[pick])
+    chosen[bias_name] = values[pick]
+    progress(1)
 
 
 def projected_harm(model, variables: dict, deltas: dict[str, np.ndarray], batch: np.ndarray,
