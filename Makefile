@@ -7,10 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRJS := $(VENV)/bin/srjs
 PYTEST_ARGS ?=
-# Two pytest workers (pytest-xdist): on CI's 2 cores much of a test is single-threaded Python
-# (Keras graph building, tracing, Node/Chromium start-up), so a second worker fills the idle core.
-# Whole files go to one worker (--dist loadfile) so module fixtures are built once. PYTEST_WORKERS=0: serial.
-PYTEST_WORKERS ?= 2
+# PYTEST_WORKERS=2: two pytest-xdist workers, whole files per worker (--dist loadfile) so module
+# fixtures are built once. Off by default: on the shared 2-core machine (load ~5) 54 optimize/
+# evaluate tests took 161 s with 2 workers vs 144 s serial (docs/benchmarks.md); unmeasured on idle CI.
+PYTEST_WORKERS ?= 0
 XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: setup demo-setup tools test-setup demo test test-fast clean-cache
