@@ -303,7 +303,8 @@ def verify(model_dir, runtimes, backend_list, tol, warm, json_path):
               help="Sweep recipes from a TOML file's [[variants]] tables (a build config works; implies --sweep).")
 @click.option("--limit", type=click.IntRange(min=1), help="Sweep: evaluate only the first N images.")
 @click.option("--crop", type=click.IntRange(min=16), help="Sweep: centre-crop evaluate's HR images to N x N px.")
-@click.option("--force", is_flag=True, help="Replace OUT if it already holds a model dir.")
+@click.option("--force", is_flag=True, help="Replace OUT if it already holds a model dir (with --sweep: "
+              "an earlier sweep's variants).")
 @_json_option("srjs.optimize/1, or with --sweep srjs.sweep/1")
 def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prune, prune_channels, prune_depth,
              cluster, steps, time_budget,
@@ -335,8 +336,10 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
         if quantize or any(v is not None for v in (prune, cluster, prune_channels, prune_depth)):
             raise BadInput("--sweep takes its recipes from --recipe/--recipes (or the default sweep), "
                            "not --quantize/--prune/--prune-channels/--prune-depth/--cluster")
+        from srjs import api
         from srjs.optimize import sweep as sweeps
 
+        api.check_replace(out, force)  # a rerun replaces the sweep's variants: only when asked
         tables = [(None, sweeps.parse_recipe(t)) for t in recipe_texts]
         tables += sweeps.read_recipes(recipes_file) if recipes_file else []
         tables = tables or [(None, t) for t in sweeps.default_tables(max_drop_db, min_fidelity_db)]

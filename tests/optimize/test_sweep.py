@@ -117,6 +117,14 @@ def test_sweep_table_and_eval_json_name_each_variant(tiny, swept):
     assert "[sweep] 2/2 uint8" in printed
 
 
+def test_a_sweep_into_a_finished_sweep_needs_force(tiny, swept):
+    out, _ = swept
+    before = sorted(p.name for p in out.iterdir())
+    done = run_cli("optimize", tiny, "-o", out, "--recipe", "quantize=float16")
+    assert done.exit_code == 2 and "--force replaces it" in done.output, done.output
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
 def test_interrupted_sweep_keeps_finished_variants_whole(tiny, tmp_path, monkeypatch):
     from srjs.convert import export
 
@@ -218,6 +226,8 @@ def test_bad_sweeps_exit_2_and_write_nothing(tiny, tmp_path):
     (taken / "notes.txt").write_text("mine")
     for target in (taken, taken / "notes.txt"):
         done = run_cli("optimize", tiny, "-o", target, "--recipe", "quantize=uint8")
+        assert done.exit_code == 2 and "already exists; --force replaces it" in done.output, done.output
+        done = run_cli("optimize", tiny, "-o", target, "--recipe", "quantize=uint8", "--force")
         assert done.exit_code == 2 and ("refusing" in done.output or "not a folder" in done.output), done.output
     assert sorted(p.name for p in taken.iterdir()) == ["notes.txt"]
     # nor may a variant land on its parent
