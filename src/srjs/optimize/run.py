@@ -74,6 +74,8 @@ def _make_variant(parent: Path, out: Path, recipe: Recipe, progress: bool, prog)
     parent_heldout = runner.run(heldout.lr)
     prog.update()
     results: dict = {}
+    if any(v is not None for v in (recipe.prune, recipe.cluster, recipe.prune_channels, recipe.prune_depth)):
+        prog.phase("fine-tune (depth / channel pruning, pruning, clustering) by distillation", 1, "runs")
     model = _fine_tune(model, parent, recipe, results, progress)  # prune / cluster (distillation)
     targets = keras_targets(model)
     runner = _Runner(model, targets, calib_crops.lr) if results else runner
