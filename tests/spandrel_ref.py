@@ -49,21 +49,9 @@ _stub_torchvision()
 import spandrel  # noqa: E402
 from spandrel import ModelLoader, UnsupportedModelError  # noqa: E402,F401
 
+from tests.torch_reference import randomize  # noqa: E402  (seeded weights, shared with the BasicSR references)
+
 VERSION = spandrel.__version__
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Seeded weights for every parameter (biases and PReLU slopes too: their defaults are
-    zeros / a constant 0.25, which would hide a channel mix-up); returns the model in eval mode."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 4:
-                fan_in = p.shape[1] * p.shape[2] * p.shape[3]
-                p.copy_(torch.randn(p.shape, generator=gen) / np.sqrt(fan_in))
-            else:
-                p.copy_(torch.rand(p.shape, generator=gen) * 0.4 - 0.1)
-    return model.eval()
 
 
 def random_model(cls, seed: int = 0, **hyperparameters) -> torch.nn.Module:
