@@ -7,10 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SRJS := $(VENV)/bin/srjs
 PYTEST_ARGS ?=
-# PYTEST_WORKERS=2: two pytest-xdist workers, whole files per worker (--dist loadfile) so module
-# fixtures are built once. Off by default: on the shared 2-core machine (load ~5) 54 optimize/
-# evaluate tests took 161 s with 2 workers vs 144 s serial (docs/benchmarks.md); unmeasured on idle CI.
-PYTEST_WORKERS ?= 0
+# Two pytest-xdist workers, whole files per worker (--dist loadfile) so module fixtures are built
+# once. On an idle 2-core machine the whole suite took 8.1 min with 2 workers and 14.2 min
+# serial (2026-12-02); on a busy one 2 workers lose (161 s vs 144 s on 54 tests at load ~5):
+# PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: setup demo-setup tools test-setup demo test test-fast clean-cache
