@@ -184,14 +184,19 @@ def crops_png(evaluation: Evaluation, scale: int, path: Path, side: int = 96) ->
     top, left, side = _busiest_box(sample["hr"], side)
     region = (slice(top, top + side), slice(left, left + side))
     panels = [(f"bicubic x{scale}", sample["bicubic"]), *sample["models"].items(), ("HR", sample["hr"])]
+    return _panels_png(panels, region, f"{sample['image']}, {side}x{side} px at ({left}, {top})", path)
+
+
+def _panels_png(panels: list, region: tuple, title: str, path: Path) -> Path:
+    """One row of (title, image) panels, each cropped to `region`, under a figure title."""
 
     def draw(fig):
-        for i, (title, image) in enumerate(panels):
+        for i, (name, image) in enumerate(panels):
             ax = fig.add_subplot(1, len(panels), i + 1)
             ax.imshow(image[region], interpolation="nearest")
-            ax.set_title(title, fontsize=8)
+            ax.set_title(name, fontsize=8)
             ax.axis("off")
-        fig.suptitle(f"{sample['image']}, {side}x{side} px at ({left}, {top})", fontsize=9)
+        fig.suptitle(title, fontsize=9)
 
     return _figure_png(draw, path, size=(2.5 * len(panels), 3.0))
 
@@ -235,17 +240,8 @@ def variants_png(evaluation: Evaluation, scale: int, path: Path, side: int = 96)
     models = sample["models"]
     region = (slice(top, top + side), slice(left, left + side))
     panels = [(f"reference: {reference}", models[reference])] + [(r.name, models[r.name]) for r in variants]
-
-    def draw(fig):
-        for i, (title, image) in enumerate(panels):
-            ax = fig.add_subplot(1, len(panels), i + 1)
-            ax.imshow(image[region], interpolation="nearest")
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-        fig.suptitle(f"{sample['image']}, {side}x{side} px at ({left}, {top}): where {most.name} "
-                     f"differs most from {reference}", fontsize=9)
-
-    return _figure_png(draw, path, size=(2.5 * len(panels), 3.0))
+    return _panels_png(panels, region, f"{sample['image']}, {side}x{side} px at ({left}, {top}): where "
+                       f"{most.name} differs most from {reference}", path)
 
 
 def write_figures(evaluation: Evaluation, folder: Path) -> dict[str, Path]:
