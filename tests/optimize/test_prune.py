@@ -80,6 +80,28 @@ def test_distillation_reduces_the_l1_to_the_teacher(tiny):
     assert report.steps == 40 and after < 0.7 * before
 
 
+def test_labelled_batches_label_one_in_four_and_repeat_the_rest():
+    """The teacher labels a fresh batch every fourth draw; the other draws are earlier pairs,
+    unchanged (input and label together), and the store keeps only what fits its byte cap."""
+    images = [np.random.default_rng(1).random((40, 40, 3), dtype=np.float32)]
+    calls = []
+
+    def label(x):
+        calls.append(x.copy())
+        return x[:, ::2, ::2] * 2.0
+
+    batches = distill.LabelledBatches(distill.PatchSampler(images, 8, 1.0, seed=2), label, batch=2,
+                                      fresh_every=4, keep_bytes=3 * (2 * 8 * 8 * 3 + 2 * 4 * 4 * 3) * 4)
+    pairs = [batches.draw() for _ in range(20)]
+    assert len(calls) == 5  # draws 0, 4, 8, 12, 16
+    labelled = {c.tobytes() for c in calls}
+    for x, y in pairs:
+        assert x.tobytes() in labelled
+        np.testing.assert_array_equal(y, x[:, ::2, ::2] * 2.0)
+    assert len(batches.kept) == 3  # the cap holds three pairs: the oldest two were let go
+    assert [k[0].tobytes() for k in batches.kept] == [c.tobytes() for c in calls[-3:]]
+
+
 def test_time_budget_bounds_the_fine_tune(tiny):
     from srjs.modeldir import load_keras
 

@@ -3,7 +3,9 @@
 The parent (teacher) labels its own inputs, so any unlabeled photos serve: random LR patches
 are cut from bicubic-downscaled calibration images (`--calib DIR`, or the builtin photos of
 `srjs.evaluate.datasets`), and the student learns the L1 distance to the teacher's output.
-The loop is bounded by `steps` and/or `time_budget_s`. A KeyboardInterrupt propagates
+Labelled batches are reused (`LabelledBatches`): the parent's forward pass is the dearest part
+of a step once the student is smaller than it. The loop is bounded by `steps` and/or
+`time_budget_s`. A KeyboardInterrupt propagates
 unchanged: callers build variants inside `srjs.modeldir.atomic_dir`, so Ctrl-C leaves no
 half-written variant.
 """
@@ -88,10 +90,43 @@ class PatchSampler:
         return out * self.value_max
 
 
+class LabelledBatches:
+    """Input batches with the teacher's outputs, each labelled once and drawn again later.
+
+    Every `fresh_every`-th draw cuts and labels a new batch; the others repeat one of the
+    batches labelled so far, at random (the newest `keep_bytes` of them are kept). Why: a
+    23-block parent's forward pass costs 1.6x a whole training step of its 5x smaller student,
+    so labelling every batch spent 62% of a fine-tune on the parent; labelling one in four
+    gives about 1.9x the steps in the same time, on more distinct patches than a fixed pool.
+    """
+
+    def __init__(self, sampler: PatchSampler, label, batch: int, fresh_every: int = 4,
+                 keep_bytes: int = 512 << 20):
+        self.sampler, self.label, self.size = sampler, label, batch
+        self.fresh_every = max(1, int(fresh_every))
+        self.keep_bytes = keep_bytes
+        self.kept: list[tuple] = []
+        self.draws = 0
+
+    def draw(self):
+        if self.draws % self.fresh_every == 0 or not self.kept:
+            x = self.sampler.batch(self.size)
+            pair = (x, self.label(x))
+            self.kept.append(pair)
+            pair_bytes = x.nbytes + pair[1].nbytes
+            if len(self.kept) * pair_bytes > self.keep_bytes:
+                self.kept.pop(0)
+        else:
+            pair = self.kept[self.sampler.rng.integers(len(self.kept))]
+        self.draws += 1
+        return pair
+
+
 def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float = 1.0,
             steps: int | None = None, time_budget_s: float | None = None, patch: int = 32,
             batch: int = 4, learning_rate: float = 1e-4, callbacks: Sequence = (),
-            progress: bool = False, seed: int = 0, cosine_decay: bool = False):
+            progress: bool = False, seed: int = 0, cosine_decay: bool = False,
+            fresh_every: int = 4):
     """Fine-tune `student` (a keras.Model, changed in place) towards `teacher`'s outputs.
 
     images: LR images in [0, 1] (`calibration_images`); value_max: the models' input scale
@@ -99,7 +134,9 @@ def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float 
     one must be given. callbacks: Keras callbacks (tfmot's UpdatePruningStep) driven like
     model.fit drives them, as one epoch. cosine_decay: lower the learning rate along a half
     cosine to 0 at the end of the steps or the time budget (whichever comes first), so the
-    last steps settle instead of jittering. Returns (student, FineTuneReport).
+    last steps settle instead of jittering. fresh_every: label a new batch every this many
+    steps, repeat earlier ones in between (`LabelledBatches`; 1 labels every step). Returns
+    (student, FineTuneReport).
     """
     from tqdm import tqdm
 
@@ -117,8 +154,13 @@ def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float 
     inv = 1.0 / float(value_max)
 
     @tf.function(reduce_retracing=True)
-    def train_step(x):
-        target = teacher(x, training=False)
+    def label(x):
+        return teacher(x, training=False)
+
+    batches = LabelledBatches(sampler, lambda x: label(tf.constant(x)).numpy(), batch, fresh_every)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, target):
         with tf.GradientTape() as tape:
             pred = student(x, training=True)
             loss = tf.reduce_mean(tf.abs(pred - target)) * inv
@@ -149,7 +191,8 @@ def distill(student, teacher, images: Sequence[np.ndarray], *, value_max: float 
             for cb in callbacks:
                 cb.on_train_batch_begin(done)
             t0 = time.perf_counter()
-            loss = float(train_step(tf.constant(sampler.batch(batch))))
+            x, target = batches.draw()
+            loss = float(train_step(tf.constant(x), tf.constant(target)))
             times.append(time.perf_counter() - t0)
             for cb in callbacks:
                 cb.on_train_batch_end(done, {"loss": loss})
