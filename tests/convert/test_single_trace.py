@@ -132,3 +132,51 @@ def test_keras_file_weights_are_read_from_an_extracted_copy(tiny_rrdb, tmp_path,
     assert len(stores) == 1 and stores[0][1] is None and stores[0][0].endswith("model.weights.h5")
     x = np.random.default_rng(2).random((1, 6, 5, 3), dtype=np.float32)
     np.testing.assert_array_equal(loaded(x, training=False).numpy(), model(x, training=False).numpy())
+
+
+def test_graph_export_runs_grappler_on_stand_ins_and_writes_the_same_files(tiny_rrdb, tmp_path, monkeypatch):
+    """The weights skip grappler (stand-ins, put back by name: the x4plus peak was its copies);
+    the files are byte-identical to a run with the weights inside."""
+    from srjs.convert import export
+
+    _, model = tiny_rrdb
+    restored = []
+    real_restore = export._restore_constants
+    monkeypatch.setattr(export, "_restore_constants",
+                        lambda graph_def, stash: restored.append((len(stash), real_restore(graph_def, stash))) or restored[-1][1])
+    export.export_graph(model, tmp_path / "lean")
+    assert len(restored) == 1 and restored[0][1] is True
+    assert restored[0][0] >= 2 * 3 * 5  # every conv kernel of the dense blocks went as a stand-in
+    monkeypatch.setattr(export, "_STASH_MIN_VALUES", 10**12)  # nothing stashed: the weights go through grappler
+    export.export_graph(model, tmp_path / "full")
+    files = sorted(p.name for p in (tmp_path / "full").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "lean").iterdir())
+    for name in files:
+        assert (tmp_path / "lean" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+
+
+def test_restore_refuses_a_graph_that_computed_with_a_stand_in():
+    """A renamed stand-in (grappler folding an Identity) gets its tensor back; a stand-in that
+    went through arithmetic (a new value: w * 2 folded) means grappler used it: refused."""
+    from srjs.convert.export import _restore_constants, _stash_constants
+    from srjs.tf import tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        w = tf.constant(np.arange(300, dtype=np.float32), name="w")
+        tf.identity(w * 2.0, name="out")
+    graph_def = graph.as_graph_def()
+    stash = _stash_constants(graph_def)
+    assert len(stash) == 1
+    renamed = graph_def.__class__()
+    renamed.CopyFrom(graph_def)
+    next(n for n in renamed.node if n.name == "w").name = "w/Identity"
+    assert _restore_constants(renamed, stash)
+    np.testing.assert_array_equal(
+        tf.make_ndarray(next(n for n in renamed.node if n.name == "w/Identity").attr["value"].tensor),
+        np.arange(300, dtype=np.float32))
+    folded = graph_def.__class__()
+    folded.CopyFrom(graph_def)
+    tensor = next(n for n in folded.node if n.name == "w").attr["value"].tensor
+    tensor.float_val[0] *= 2.0  # what constant folding of w * 2 on the stand-in would leave
+    assert not _restore_constants(folded, stash)

@@ -140,7 +140,7 @@ def _convert_concrete_function(concrete, model_json: Path, opts: ExportOptions) 
 
     tfjs = tensorflowjs()
     v2 = tfjs.converters.tf_saved_model_conversion_v2
-    frozen = _frozen_graph(concrete)
+    frozen, stash = _frozen_graph(concrete)
     # The SignatureDef a SavedModel would carry: keys "input"/"output" name the tensors.
     named = meta_graph_pb2.SignatureDef()
     for key, tensor in (("input", concrete.inputs[0]), ("output", concrete.outputs[0])):
@@ -149,17 +149,21 @@ def _convert_concrete_function(concrete, model_json: Path, opts: ExportOptions) 
         side[key].tensor_shape.CopyFrom(tensor.shape.as_proto())
     signature = v2._build_signature_def(frozen, concrete.inputs, concrete.outputs, named)
     optimized = v2.optimize_graph(frozen, signature)
-    del frozen  # its constants are a second copy of every weight; only `optimized` is written
+    if not _restore_constants(optimized, stash):  # grappler computed with a stand-in: redo in full
+        frozen, _ = _frozen_graph(concrete, stash_weights=False)
+        optimized = v2.optimize_graph(frozen, signature)
+    del frozen
     weights = v2.extract_weights(optimized)
     v2.write_artifacts(MessageToDict(optimized), weights, str(model_json), tf.__version__, signature,
                        quantization_dtype_map=opts.quantization, weight_shard_size_bytes=opts.shard_bytes)
 
 
-def _frozen_graph(concrete):
+def _frozen_graph(concrete, stash_weights: bool = True):
     """`concrete` with its variables as constants, as a tf.Graph: what tensorflowjs'
     `_freeze_saved_model_v2` computes (convert_variables_to_constants_v2 with aggressive
     inlining), without wrapping the frozen GraphDef back into a ConcreteFunction, which the
-    converter never calls and which took most of the freeze (tens of seconds for x4plus)."""
+    converter never calls and which took most of the freeze (tens of seconds for x4plus).
+    Returns (graph, stash): stash_weights swaps the weights out (`_stash_constants`)."""
     from tensorflow.python.framework import convert_to_constants as c2c
 
     data = c2c._FunctionConverterDataInEager(func=concrete, lower_control_flow=True, aggressive_inlining=True)
@@ -167,10 +171,74 @@ def _frozen_graph(concrete):
     for node in graph_def.node:  # the wrapper drops this attribute; keep model.json as it was
         if node.op == "Placeholder":
             node.attr.pop("_user_specified_name", None)
+    stash = _stash_constants(graph_def) if stash_weights else {}
     graph = tf.Graph()
     with graph.as_default():
         tf.graph_util.import_graph_def(graph_def, name="")
-    return graph
+    return graph, stash
+
+
+# Float constants at least this big travel through grappler as stand-ins (`_stash_constants`).
+_STASH_MIN_VALUES = 256
+# Stand-in values: odd integers far from 0 and 1 (which constant folding simplifies away),
+# 4099 apart so that no small shift or scale of one is another; exact in float32 up to 2**24.
+_MARKER_BASE, _MARKER_STEP, _MARKERS = 2**22 + 1, 4099, 3000
+
+
+def _stash_constants(graph_def) -> dict:
+    """Replace each big float32 constant of `graph_def` by a same-shape fill of one marker value
+    and return {marker: the real TensorProto}.
+
+    Why: grappler and the converter's passes copy the whole GraphDef about eight times
+    (Python proto, tf.Graph, meta graph, serialized string, C++ copies, and back); with the
+    weights inside, that was the peak of a 23-block RRDBNet convert (2 GiB). The passes only
+    rewire and fuse ops around the weights, so they run on stand-ins and the real tensors go
+    back afterwards (`_restore_constants` checks that nothing computed with them). Markers, not
+    names, identify them: grappler folds Identity(ReadVariableOp) into a renamed constant.
+    """
+    from tensorflow.core.framework import tensor_pb2, types_pb2
+
+    stash = {}
+    for node in graph_def.node:
+        tensor = node.attr["value"].tensor if node.op == "Const" else None
+        if tensor is None or tensor.dtype != types_pb2.DT_FLOAT or not tensor.tensor_content:
+            continue
+        if len(tensor.tensor_content) < 4 * _STASH_MIN_VALUES or len(stash) == _MARKERS:
+            continue
+        marker = float(_MARKER_BASE + _MARKER_STEP * len(stash))
+        real = tensor_pb2.TensorProto()
+        real.CopyFrom(tensor)
+        stash[marker] = real
+        tensor.ClearField("tensor_content")
+        tensor.float_val.append(marker)
+    return stash
+
+
+def _restore_constants(graph_def, stash: dict) -> bool:
+    """Put the stashed tensors back into `graph_def` (grappler's output) where their stand-ins are.
+
+    False, with nothing trusted, when grappler did more than rewire and rename: a big float
+    constant that is not an unchanged stand-in (same marker, same shape) was computed from one.
+    """
+    from tensorflow.core.framework import types_pb2
+
+    found = []
+    for node in graph_def.node:
+        tensor = node.attr["value"].tensor if node.op == "Const" else None
+        if tensor is None or tensor.dtype != types_pb2.DT_FLOAT:
+            continue
+        real = stash.get(tensor.float_val[0]) if len(tensor.float_val) == 1 and not tensor.tensor_content else None
+        if real is not None and tensor.tensor_shape == real.tensor_shape:
+            found.append((tensor, real))
+            continue
+        values = 1
+        for dim in tensor.tensor_shape.dim:
+            values *= dim.size
+        if values >= _STASH_MIN_VALUES:
+            return False
+    for tensor, real in found:
+        tensor.CopyFrom(real)
+    return True
 
 
 def _canonical_graph_json(data: dict) -> dict:
