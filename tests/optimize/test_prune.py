@@ -80,6 +80,20 @@ def test_distillation_reduces_the_l1_to_the_teacher(tiny):
     assert report.steps == 40 and after < 0.7 * before
 
 
+def test_calibration_images_are_each_photo_at_three_sizes():
+    """x4: the photo downscaled by 4 (what users feed), by 2, and as it is; held-out photos never."""
+    from srjs.optimize.calib import split_images
+
+    calib, held = split_images("builtin")
+    images = distill.calibration_images("builtin", 4, max_images=2)
+    assert len(images) == 2 * 3
+    h, w = calib[0].hr.shape[:2]
+    assert [im.shape[:2] for im in images[:3]] == [(h // 4, w // 4), (h // 2, w // 2), (h, w)]
+    np.testing.assert_allclose(images[2], calib[0].hr / 255.0, atol=1e-6)
+    assert all(im.dtype == np.float32 and 0 <= im.min() and im.max() <= 1 for im in images)
+    assert len(distill.calibration_images("builtin", 2, max_images=1)) == 2  # x2: by 2 and as it is
+
+
 def test_labelled_batches_label_one_in_four_and_repeat_the_rest():
     """The teacher labels a fresh batch every fourth draw; the other draws are earlier pairs,
     unchanged (input and label together), and the store keeps only what fits its byte cap."""
