@@ -194,6 +194,15 @@ def test_missing_source_exits_2_and_writes_nothing(project, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("config", sorted(p.name for p in (Path(__file__).parents[1] / "configs").glob("*.toml")))
+def test_every_shipped_config_is_valid(config):
+    """The configs in configs/ (CI's build matrix) pass the checks a build starts with."""
+    from srjs.pipeline import load_config
+
+    loaded = load_config(Path(__file__).parents[1] / "configs" / config)
+    assert loaded.name == config.removesuffix(".toml") and loaded.variants
+
+
 # --- cache keys: every input that changes a step's output reruns it -------------------------
 
 KEYS_CONFIG = """
