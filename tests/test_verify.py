@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.slow  # every test here runs TF.js (Node and Chromium)
+
 import torch  # noqa: E402  (the test extra; make test installs it)
 
 from tests.torch_reference import RRDBNet, SRVGGNetCompact  # noqa: E402
@@ -30,9 +32,10 @@ NPM_MODELS = {
                           "image-super-resolution-psnr-small.h5"),
     "div2k-005-2x-uint8": "npm:@upscalerjs/models@0.9.0/models/div2k/005-2x/model.json",
 }
-# The big RRDNs cost seconds per predict on TF.js's pure-JS cpu backend: verify them on a
-# smaller input (still non-square).
-SMALL_INPUT = {"esrgan-thick-x2", "isr-gans-x4-uint8", "esrgan-medium-x8"}
+# The big RRDNs and ISR's RDNs cost seconds per predict on TF.js's pure-JS cpu backend
+# (30-45 s a model at 20x28): verify them on a smaller input (still non-square).
+SMALL_INPUT = {"esrgan-thick-x2", "isr-gans-x4-uint8", "esrgan-medium-x8", "isr-psnr-small-h5",
+               "div2k-005-2x-uint8"}
 
 
 @pytest.fixture(scope="session")
