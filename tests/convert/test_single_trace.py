@@ -180,3 +180,8 @@ def test_restore_refuses_a_graph_that_computed_with_a_stand_in():
     tensor = next(n for n in folded.node if n.name == "w").attr["value"].tensor
     tensor.float_val[0] *= 2.0  # what constant folding of w * 2 on the stand-in would leave
     assert not _restore_constants(folded, stash)
+    reduced = graph_def.__class__()
+    reduced.CopyFrom(graph_def)
+    tensor = next(n for n in reduced.node if n.name == "w").attr["value"].tensor
+    tensor.tensor_shape.dim[0].size = 1  # a small constant computed from it (a sum, a slice)
+    assert not _restore_constants(reduced, stash)

@@ -218,8 +218,11 @@ def _restore_constants(graph_def, stash: dict) -> bool:
     """Put the stashed tensors back into `graph_def` (grappler's output) where their stand-ins are.
 
     False, with nothing trusted, when grappler did more than rewire and rename: a big float
-    constant that is not an unchanged stand-in (same marker, same shape) was computed from one.
+    constant that is not an unchanged stand-in (same marker, same shape) was computed from one,
+    and so was a small one holding marker-sized values (no weight of an SR model is near 2**21).
     """
+    import numpy as np
+
     from tensorflow.core.framework import types_pb2
 
     found = []
@@ -234,7 +237,7 @@ def _restore_constants(graph_def, stash: dict) -> bool:
         values = 1
         for dim in tensor.tensor_shape.dim:
             values *= dim.size
-        if values >= _STASH_MIN_VALUES:
+        if values >= _STASH_MIN_VALUES or np.any(np.abs(tf.make_ndarray(tensor)) >= _MARKER_BASE / 2):
             return False
     for tensor, real in found:
         tensor.CopyFrom(real)
