@@ -1,8 +1,9 @@
 """The one fine-tune loop that pruning and clustering share: distillation from the parent.
 
 The parent (teacher) labels its own inputs, so any unlabeled photos serve: random LR patches
-are cut from bicubic-downscaled calibration images (`--calib DIR`, or the builtin photos of
-`srjs.evaluate.datasets`), and the student learns the L1 distance to the teacher's output.
+are cut from the calibration images at three sizes (`calibration_images`: `--calib DIR`, or
+the builtin photos of `srjs.evaluate.datasets`), and the student learns the L1 distance to
+the teacher's output.
 Labelled batches are reused (`LabelledBatches`): the parent's forward pass is the dearest part
 of a step once the student is smaller than it. The loop is bounded by `steps` and/or
 `time_budget_s`. A KeyboardInterrupt propagates
