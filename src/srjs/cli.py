@@ -386,7 +386,8 @@ def optimize(model_dir, out, quantize, max_drop_db, min_fidelity_db, calib, prun
 @cli.command()
 @click.argument("model_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--dataset", default="builtin", show_default=True,
-              help="'builtin' (scikit-image photos), a folder of HR images, or a folder with LR/ and HR/.")
+              help="'builtin' (scikit-image photos), 'builtin-heldout' (those that optimize never "
+              "calibrates or fine-tunes on), a folder of HR images, or a folder with LR/ and HR/.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the results (srjs.evaluate/1).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write a report: F.md or F.html.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images.")

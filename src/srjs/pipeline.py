@@ -283,10 +283,10 @@ def _js_digest() -> str:
 
 
 def _images_digest(images: str) -> str:
-    """What identifies a dataset or calibration folder option: 'builtin' by the scikit-image
+    """What identifies a dataset or calibration folder option: 'builtin[-heldout]' by the scikit-image
     release whose photographs it uses, a path as evaluate/optimize read it (from the working
     directory) by its content."""
-    if images == "builtin":  # the photographs inside the scikit-image wheel
+    if images in ("builtin", "builtin-heldout"):  # the photographs inside the scikit-image wheel
         from importlib.metadata import version
 
         return f"builtin scikit-image {version('scikit-image')}"

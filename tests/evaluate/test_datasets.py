@@ -180,3 +180,14 @@ def test_pairs_errors(tmp_path):
     save(lr_dir / "c.jpg", RGB)
     with pytest.raises(BadInput, match="have the same name"):
         load_pairs(lr_dir, hr_dir)
+
+
+def test_builtin_heldout_is_the_half_no_optimize_step_sees():
+    from srjs.evaluate.run import load_dataset
+    from srjs.optimize.calib import split_images
+
+    calib, held = split_images("builtin")
+    names = [im.name for im in load_dataset("builtin-heldout")]
+    assert names == [im.name for im in held] == ["rocket", "motorcycle", "immunohistochemistry", "hubble_deep_field"]
+    assert not set(names) & {im.name for im in calib}
+    assert [im.name for im in load_dataset("builtin-heldout", limit=2)] == names[:2]

@@ -82,6 +82,13 @@ BUILTIN: dict[str, Callable[[], np.ndarray]] = {
 DEFAULT = [name for name in BUILTIN if name != "retina"]
 
 
+def split_half(images: list) -> tuple[list, list]:
+    """(calibration, held-out): the first half of `images` (at least one) calibrates and
+    fine-tunes every optimize step, the rest are held out (all of them when there is one)."""
+    half = max(1, len(images) // 2)
+    return images[:half], images[half:] or images
+
+
 def builtin(names: Sequence[str] | None = None) -> list[Image]:
     """The built-in RGB photos: DEFAULT (BUILTIN without retina), or the given names in order."""
     names = list(DEFAULT) if names is None else list(names)

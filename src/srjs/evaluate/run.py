@@ -97,10 +97,16 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     return resize.bicubic_downsample(hr, scale, uint8=True)
 
 
+HELDOUT = "builtin-heldout"
+
+
 def load_dataset(dataset: str, limit: int | None = None) -> list[datasets.Image]:
-    """'builtin', a folder of HR images, or a folder with LR/ and HR/ subfolders (pairs)."""
-    if dataset == "builtin":
+    """'builtin', 'builtin-heldout' (the builtin photos no optimize step calibrates or
+    fine-tunes on), a folder of HR images, or a folder with LR/ and HR/ subfolders (pairs)."""
+    if dataset in ("builtin", HELDOUT):
         images = datasets.builtin()
+        if dataset == HELDOUT:
+            images = datasets.split_half(images)[1]
     else:
         root = Path(dataset)
         if not root.is_dir():

@@ -14,7 +14,7 @@ import numpy as np
 
 from srjs import image_channels
 from srjs.errors import BadInput
-from srjs.evaluate import metrics
+from srjs.evaluate import datasets, metrics
 from srjs.evaluate.run import center_crop, load_dataset, make_lr
 
 CALIB_LR = 24  # LR side of a calibration crop, px: small, since the search runs the net often
@@ -61,8 +61,7 @@ def split_images(source: str) -> tuple[list, list]:
         raise BadInput(f"--calib: {err.format_message()}") from None
     if not images:
         raise BadInput(f"--calib '{source}' holds no images")
-    half = max(1, len(images) // 2)
-    return images[:half], images[half:] or images
+    return datasets.split_half(images)
 
 
 def calibration_sets(source: str, scale: int, value_max: float, channels: int = 3) -> tuple[Crops, Crops]:
