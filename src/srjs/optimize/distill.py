@@ -52,7 +52,7 @@ def calibration_images(calib: str | Path | None, scale: int, channels: int = 3,
     held-out numbers come from images the fine-tune never saw. Each HR photo is used at three
     sizes: bicubic-downscaled by `scale` (the LR a real user feeds the model), by 2, and as
     it is (photos people upscale are not all downscaled ones). Why: the builtin calibration
-    half is three 512 px photos, 49k LR pixels at x4; a 3M-parameter student distilled on
+    half is three photos of 300-512 px, 40k LR pixels at x4; a 3M-parameter student distilled on
     those alone learned them (training L1 kept falling, held-out fidelity did not), and the
     other two sizes give it 20x the pixels. Paired LR images are used as they are.
     BadInput for an empty or unreadable folder.
