@@ -54,7 +54,8 @@ demo: demo-setup
 test: setup
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
-# Development lane: everything but real npm models and TF.js runtimes (CI runs `make test`).
+# Development lane: everything but real npm models and TF.js runtimes (CI runs `make test`);
+# 953 tests in 2.6 min on 2 idle cores (2026-12-02).
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
