@@ -286,7 +286,9 @@ def _images_digest(images: str) -> str:
     """What identifies a dataset or calibration folder option: 'builtin[-heldout]' by the scikit-image
     release whose photographs it uses, a path as evaluate/optimize read it (from the working
     directory) by its content."""
-    if images in ("builtin", "builtin-heldout"):  # the photographs inside the scikit-image wheel
+    from srjs.evaluate.datasets import BUILTIN_SETS
+
+    if images in BUILTIN_SETS:  # the photographs inside the scikit-image wheel
         from importlib.metadata import version
 
         return f"builtin scikit-image {version('scikit-image')}"

@@ -82,6 +82,11 @@ BUILTIN: dict[str, Callable[[], np.ndarray]] = {
 DEFAULT = [name for name in BUILTIN if name != "retina"]
 
 
+# The dataset names that mean these photos: all of them, or the held-out half of `split_half`.
+HELDOUT = "builtin-heldout"
+BUILTIN_SETS = ("builtin", HELDOUT)
+
+
 def split_half(images: list) -> tuple[list, list]:
     """(calibration, held-out): the first half of `images` (at least one) calibrates and
     fine-tunes every optimize step, the rest are held out (all of them when there is one)."""

@@ -97,15 +97,12 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     return resize.bicubic_downsample(hr, scale, uint8=True)
 
 
-HELDOUT = "builtin-heldout"
-
-
 def load_dataset(dataset: str, limit: int | None = None) -> list[datasets.Image]:
     """'builtin', 'builtin-heldout' (the builtin photos no optimize step calibrates or
     fine-tunes on), a folder of HR images, or a folder with LR/ and HR/ subfolders (pairs)."""
-    if dataset in ("builtin", HELDOUT):
+    if dataset in datasets.BUILTIN_SETS:
         images = datasets.builtin()
-        if dataset == HELDOUT:
+        if dataset == datasets.HELDOUT:
             images = datasets.split_half(images)[1]
     else:
         root = Path(dataset)
