@@ -135,15 +135,19 @@ def test_keras_file_weights_are_read_from_an_extracted_copy(tiny_rrdb, tmp_path,
 
 
 def test_graph_export_runs_grappler_on_stand_ins_and_writes_the_same_files(tiny_rrdb, tmp_path, monkeypatch):
-    """The weights skip grappler (stand-ins, put back by name: the x4plus peak was its copies);
+    """The weights skip grappler (stand-ins, put back by marker: the x4plus peak was its copies);
     the files are byte-identical to a run with the weights inside."""
     from srjs.convert import export
 
     _, model = tiny_rrdb
-    restored = []
+    restored = []  # (stand-ins, whether they were put back) per export
     real_restore = export._restore_constants
-    monkeypatch.setattr(export, "_restore_constants",
-                        lambda graph_def, stash: restored.append((len(stash), real_restore(graph_def, stash))) or restored[-1][1])
+
+    def spy(graph_def, stash):
+        restored.append((len(stash), real_restore(graph_def, stash)))
+        return restored[-1][1]
+
+    monkeypatch.setattr(export, "_restore_constants", spy)
     export.export_graph(model, tmp_path / "lean")
     assert len(restored) == 1 and restored[0][1] is True
     assert restored[0][0] >= 2 * 3 * 5  # every conv kernel of the dense blocks went as a stand-in
