@@ -183,6 +183,46 @@ def test_refit_recovers_most_of_what_the_cut_lost():
     assert err(cut) < 0.5 * before
 
 
+
+def _refit_one_conv_at_a_time(original, pruned, graph, keep, x):
+    """The re-solve as it was first written: a sub-model per conv for its input (slow, plain)."""
+    from srjs.tf import keras, tf
+
+    for layer in graph.config["layers"]:
+        if layer["class_name"] != "Conv2D":
+            continue
+        name, (source,) = layer["name"], graph.inbound[layer["name"]]
+        inputs = keras.Model(pruned.inputs, pruned.get_layer(source).output)(x).numpy()
+        target = keras.Model(original.inputs, original.get_layer(name).output)(x).numpy()
+        target = target[..., [i for i in range(graph.group_size[name]) if channels._kept(graph, keep, name, i)]]
+        kh, kw, cin, cout = pruned.get_layer(name).kernel.shape
+        rows = tf.image.extract_patches(inputs, [1, kh, kw, 1], [1] * 4, [1] * 4, "SAME").numpy()
+        xs = np.concatenate([rows.reshape(-1, kh * kw * cin), np.ones((rows.size // (kh * kw * cin), 1))], axis=1)
+        gram = xs.T @ xs
+        gram[np.diag_indices_from(gram)] += 1e-3 * np.mean(np.diag(gram))
+        solved = np.linalg.solve(gram, xs.T @ target.reshape(-1, cout))
+        pruned.get_layer(name).set_weights([solved[:-1].reshape(kh, kw, cin, cout), solved[-1]])
+
+
+@pytest.mark.parametrize("arch", ["rdn", "rrdbnet"])
+def test_refit_in_one_pass_solves_what_one_conv_at_a_time_solves(arch):
+    """refit runs the pruned model once, re-solving each conv as it is reached; the answer is
+    the one a fresh forward pass per conv gives (each conv sees the re-solved earlier ones)."""
+    model = _build(arch, **TINY[arch])
+    graph = channels.channel_graph(model)
+    x = _x(4, 12) * 255
+    keep = channels.plan(graph, channels.importance(model, graph, x), ratio=0.5)
+    fast, slow = channels.apply(model, graph, keep), channels.apply(model, graph, keep)
+    channels.refit(model, fast, graph, keep, x)
+    _refit_one_conv_at_a_time(model, slow, graph, keep, x)
+    changed = 0
+    for a, b, before in zip(fast.weights, slow.weights, channels.apply(model, graph, keep).weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4)
+        changed += not np.allclose(a.numpy(), before.numpy())
+    assert changed >= len(fast.weights) // 2  # the re-solve did change the convs
+    np.testing.assert_allclose(channels.run_layers(fast, fast.get_config(), x)[0], fast(x).numpy(),
+                               rtol=1e-5, atol=1e-4)
+
 @pytest.mark.slow
 def test_pruned_rrdn_with_custom_layers_runs_in_upscalerjs(tmp_path):
     """UpscalerJS 1.0.0 loads a channel-pruned RRDN (MultiplyBeta, PixelShuffle) unmodified."""

@@ -103,19 +103,24 @@ def _cut(blocks: list[Block]):
     return gone, resolve
 
 
-def drop(model, blocks: list[Block]):
-    """A new model without `blocks`: each one's Add is replaced by its skip input."""
-    from srjs.archs import custom_objects
-    from srjs.tf import keras
-
-    config = copy.deepcopy(model.get_config())
+def _config_without(config: dict, blocks: list[Block]) -> dict:
+    """A copy of a functional config in which each block's Add is replaced by its skip input."""
+    config = copy.deepcopy(config)
     gone, resolve = _cut(blocks)
     config["layers"] = [layer for layer in config["layers"] if layer["name"] not in gone]
     entries = [entry for layer in config["layers"] for node in layer.get("inbound_nodes") or [] for entry in node]
     for entry in entries + config["output_layers"]:
         if resolve(entry[0]) != entry[0]:
             entry[0], entry[1], entry[2] = resolve(entry[0]), 0, 0
-    pruned = keras.Model.from_config(config, custom_objects=custom_objects())
+    return config
+
+
+def drop(model, blocks: list[Block]):
+    """A new model without `blocks`: each one's Add is replaced by its skip input."""
+    from srjs.archs import custom_objects
+    from srjs.tf import keras
+
+    pruned = keras.Model.from_config(_config_without(model.get_config(), blocks), custom_objects=custom_objects())
     for layer in pruned.layers:
         weights = model.get_layer(layer.name).get_weights()
         if weights:
@@ -126,17 +131,9 @@ def drop(model, blocks: list[Block]):
 def forward_without(model, blocks: list[Block], batch: np.ndarray) -> np.ndarray:
     """The model's output on `batch` with `blocks` skipped, computed eagerly with the model's own
     layers (no new model is built: ranking 23 blocks costs 23 forward passes, nothing more)."""
-    config = model.get_config()
-    inbound, _ = _graph(config)
-    gone, resolve = _cut(blocks)
-    values = {entry[0]: batch for entry in config["input_layers"]}
-    for layer in config["layers"]:
-        name = layer["name"]
-        if name in gone or name in values:
-            continue
-        args = [values[resolve(source)] for source in inbound[name]]
-        values[name] = model.get_layer(name)(args[0] if len(args) == 1 else args, training=False)
-    return np.asarray(values[resolve(config["output_layers"][0][0])])
+    from srjs.optimize.channels import run_layers
+
+    return run_layers(model, _config_without(model.get_config(), blocks), batch)[0]
 
 
 def block_errors(model, chain: list[Block], batch: np.ndarray, progress: bool = False) -> list[float]:
