@@ -223,6 +223,25 @@ def test_refit_in_one_pass_solves_what_one_conv_at_a_time_solves(arch):
     np.testing.assert_allclose(channels.run_layers(fast, fast.get_config(), x)[0], fast(x).numpy(),
                                rtol=1e-5, atol=1e-4)
 
+
+def test_refit_of_one_conv_solves_that_conv():
+    """`only` with a single conv (depth pruning's repair after one contiguous cut): the original's
+    one-output probe returns a tensor, not a list, and must not be read as one target per image."""
+    model = _build("rrdbnet", **TINY["rrdbnet"])
+    graph = channels.channel_graph(model)
+    x = _x(5, 12) * 255
+    keep = channels.plan(graph, channels.importance(model, graph, x), ratio=0.5)
+    fast, slow = channels.apply(model, graph, keep), channels.apply(model, graph, keep)
+    first = next(layer["name"] for layer in graph.config["layers"] if layer["class_name"] == "Conv2D")
+    channels.refit(model, fast, graph, keep, x, only=[first])
+    _refit_one_conv_at_a_time(model, slow, graph, keep, x)
+    np.testing.assert_allclose(fast.get_layer(first).kernel.numpy(), slow.get_layer(first).kernel.numpy(),
+                               rtol=1e-3, atol=1e-4)
+    untouched = channels.apply(model, graph, keep)
+    for layer in fast.layers[1:]:
+        if layer.name != first and layer.weights:
+            np.testing.assert_array_equal(layer.weights[0].numpy(), untouched.get_layer(layer.name).weights[0].numpy())
+
 @pytest.mark.slow
 def test_pruned_rrdn_with_custom_layers_runs_in_upscalerjs(tmp_path):
     """UpscalerJS 1.0.0 loads a channel-pruned RRDN (MultiplyBeta, PixelShuffle) unmodified."""

@@ -241,8 +241,9 @@ def refit(original, pruned, graph: ChannelGraph, keep: dict[str, np.ndarray], ba
     # each conv is re-solved on its input just before it runs, so later convs see the
     # re-solved earlier ones (a sub-model per conv cost a forward pass each: 4.6 min of
     # x4plus's 5-minute cut).
-    targets = dict(zip(convs, keras.Model(original.inputs, [original.get_layer(n).output for n in convs])(
-        batch, training=False)))
+    outputs = keras.Model(original.inputs, [original.get_layer(n).output for n in convs])(batch, training=False)
+    # A one-output model returns a tensor, not a list: zip would walk its batch axis.
+    targets = dict(zip(convs, outputs if len(convs) > 1 else [outputs]))
 
     def resolve(name: str, x) -> None:
         if name not in targets:
